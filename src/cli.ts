@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+/** agenticpet serve | migrate | clinics create --name NAME | audit verify */
+import { parseArgs } from 'node:util';
+import { bootstrap, buildRuntime, openExecutor, VERSION, writerName } from './app.js';
+import { AccessService } from './clinical/access.js';
+import { StoreLockedError } from './clinical/errors.js';
+import { Operations } from './clinical/operation.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './observability/logger.js';
+import type { SqlExecutor } from './storage/sql/executor.js';
+import { migrate } from './storage/sql/migrate.js';
+import { SqlClinicalStore } from './storage/sql/store.js';
+
+const USAGE = `AgenticPet ${VERSION}
+
+Usage:
+  agenticpet serve                      run the HTTP API (npm start)
+  agenticpet migrate                    apply pending database migrations
+  agenticpet clinics create --name NAME create a clinic and print its first admin API key (once)
+  agenticpet audit verify               check the audit trail's hash chains; exit 1 naming the first bad event
+
+Configuration comes from environment variables; see README.md.`;
+
+class UsageError extends Error {}
+
+async function withStore<T>(config: Config, fn: (db: SqlExecutor, store: SqlClinicalStore) => Promise<T>): Promise<T> {
+  const db = await openExecutor(config);
+  try {
+    await migrate(db);
+    return await fn(db, new SqlClinicalStore(db, writerName()));
+  } finally {
+    await db.close();
+  }
+}
+
+async function serve(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const db = await openExecutor(config, logger);
+  let runtime;
+  try {
+    runtime = await buildRuntime(config, db, logger);
+    await bootstrap(config, runtime.access, logger);
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+  const rt = runtime;
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    closing = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    const force = setTimeout(() => {
+      logger.error('shutdown took longer than 25 s; exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    rt.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  await rt.app.listen({ port: config.port, host: config.host });
+  logger.info({ storage: rt.store.kind, dataDir: config.dataDir, sessions: config.redisUrl === undefined ? 'in-process' : 'redis' }, 'AgenticPet is serving');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'serve':
+      await serve(config);
+      return -1; // keeps running
+    case 'migrate': {
+      const db = await openExecutor(config);
+      try {
+        const result = await migrate(db);
+        console.log(result.applied.length === 0 ? `Database is up to date (version ${result.current}).` : `Applied migrations ${result.applied.map((m) => `${m.version} (${m.name})`).join(', ')}; now at version ${result.current}.`);
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    case 'clinics': {
+      if (sub !== 'create') throw new UsageError('Usage: agenticpet clinics create --name NAME');
+      const { values } = parseArgs({ args: rest, options: { name: { type: 'string' } }, strict: true });
+      const name = values.name?.trim();
+      if (name === undefined || name === '' || name.length > 200) throw new UsageError('clinics create needs --name NAME (1 to 200 characters)');
+      const created = await withStore(config, (_db, store) => new AccessService(store, new Operations(store)).createClinic(name));
+      console.log(`Created clinic "${name}" (${created.clinicId}).`);
+      console.log(`Its admin API key, shown this once (store it now):\n${created.key}`);
+      return 0;
+    }
+    case 'audit': {
+      if (sub !== 'verify') throw new UsageError('Usage: agenticpet audit verify');
+      const result = await withStore(config, (_db, store) => store.verifyAudit());
+      if (result.ok) {
+        console.log(`Audit trail intact: ${result.events} events in ${result.chains} chains.`);
+        return 0;
+      }
+      const f = result.failure!;
+      console.error(`Audit trail BROKEN at chain ${f.chainId}, seq ${f.seq}${f.eventId === null ? '' : `, event ${f.eventId}`}: ${f.reason}.`);
+      console.error(`(${result.events} events before it verified.)`);
+      return 1;
+    }
+    default:
+      throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof StoreLockedError || err instanceof UsageError) {
+      console.error(err.message);
+      process.exitCode = err instanceof UsageError ? 2 : 3;
+      return;
+    }
+    console.error(err instanceof Error ? `agenticpet: ${err.message}` : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,106 @@
+/** API keys (authentication), clinics, and reading the audit trail. */
+import { createHash, randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { NotFoundError, UnauthorizedError } from './errors.js';
+import { Operations, requireRole, type Idempotency, type Replayable } from './operation.js';
+import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } from './ports.js';
+import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from './schemas.js';
+
+const KEY_PREFIX = 'apk_';
+
+export interface IssuedKey {
+  id: string;
+  key: string;
+  keyHash: Buffer;
+  keyPrefix: string;
+}
+
+/** Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force. */
+export function hashKey(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+export function issueKey(key: string = KEY_PREFIX + randomBytes(32).toString('base64url')): IssuedKey {
+  return { id: uuidv7(), key, keyHash: hashKey(key), keyPrefix: key.slice(0, 12) };
+}
+
+export function apiKeyView(k: StoredApiKey): ApiKey {
+  return { id: k.id, name: k.name, role: k.role, keyPrefix: k.keyPrefix, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null };
+}
+
+export class AccessService {
+  constructor(
+    private readonly store: ClinicalStore,
+    private readonly ops: Operations,
+  ) {}
+
+  /** The principal behind a bearer token; 401 for a missing, unknown or revoked key. */
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const match = /^Bearer\s+(\S{16,200})\s*$/i.exec(authorization ?? '');
+    if (match === null) throw new UnauthorizedError('Send an API key as "Authorization: Bearer <key>"');
+    const principal = await this.store.findPrincipalByKeyHash(hashKey(match[1]!));
+    if (principal === null) throw new UnauthorizedError('The API key is unknown or revoked');
+    return principal;
+  }
+
+  /** Creates a clinic and its first admin key; the key is returned once and stored hashed. */
+  async createClinic(name: string): Promise<{ clinicId: string; key: string }> {
+    const issued = issueKey();
+    const created = await this.store.createClinic(name, issued);
+    return { clinicId: created!.clinicId, key: issued.key };
+  }
+
+  /**
+   * First start: when no clinic exists, create "Default clinic" with an admin key (the given
+   * one, or a generated one). Returns the key only if this call created it.
+   */
+  async bootstrap(key?: string): Promise<{ clinicId: string; key: string } | null> {
+    const issued = issueKey(key);
+    const created = await this.store.createClinic('Default clinic', issued, { ifNoClinics: true });
+    return created === null ? null : { clinicId: created.clinicId, key: issued.key };
+  }
+
+  /**
+   * Issues a key. The secret is returned in this response only: the idempotency record stores
+   * the metadata, so a replay returns the key's metadata without the secret.
+   */
+  async createKey(ctx: RequestContext, input: ApiKeyInput, idem?: Idempotency): Promise<Replayable> {
+    requireRole(ctx, ['admin']);
+    let secret: string | undefined;
+    const res = await this.ops.create(ctx, { action: 'create', entityType: 'api_key', entityId: null }, idem, async (tx, draft) => {
+      const issued = issueKey();
+      draft.entityId = issued.id;
+      secret = issued.key;
+      const stored = await tx.insertApiKey({ id: issued.id, name: input.name, role: input.role, keyHash: issued.keyHash, keyPrefix: issued.keyPrefix, createdBy: ctx.principal.keyId });
+      return { status: 201, body: apiKeyView(stored), location: `/v1/api-keys/${issued.id}` };
+    });
+    return res.replayed || secret === undefined ? res : { ...res, body: { ...(res.body as ApiKey), key: secret } };
+  }
+
+  revokeKey(ctx: RequestContext, id: string): Promise<ApiKey> {
+    requireRole(ctx, ['admin']);
+    return this.ops.run(ctx, { action: 'revoke', entityType: 'api_key', entityId: id }, async (tx) => {
+      const revoked = await tx.revokeApiKey(id);
+      if (revoked === null) throw new NotFoundError('API key', id);
+      return apiKeyView(revoked);
+    });
+  }
+
+  listAudit(ctx: RequestContext, q: AuditQuery): Promise<Page<AuditEvent>> {
+    requireRole(ctx, ['admin']);
+    return this.ops.run(ctx, { action: 'search', entityType: 'audit_event', entityId: null }, async (tx) => {
+      const found = await tx.listAudit({
+        entityType: q.entityType,
+        entityId: q.entityId,
+        from: q.from === undefined ? undefined : new Date(q.from),
+        to: q.to === undefined ? undefined : new Date(q.to),
+        limit: q.limit,
+        cursor: q.cursor,
+      });
+      return {
+        items: found.items.map((e) => ({ ...e, occurredAt: e.occurredAt.toISOString() })),
+        nextCursor: found.nextCursor,
+      };
+    });
+  }
+}

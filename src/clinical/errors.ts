@@ -1,0 +1,85 @@
+/**
+ * Domain errors. Each carries the HTTP status and a stable problem type so the HTTP layer can
+ * render RFC 9457 problem+json without knowing the domain; the domain never imports http/.
+ */
+export class DomainError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly title: string,
+    detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends DomainError {
+  constructor(entity: string, id: string) {
+    super(404, 'not-found', 'Not Found', `${entity} ${id} was not found`);
+  }
+}
+
+export class ValidationError extends DomainError {
+  constructor(detail: string, extra: Record<string, unknown> = {}) {
+    super(400, 'validation', 'Invalid request', detail, extra);
+  }
+}
+
+export class UnprocessableError extends DomainError {
+  constructor(type: string, detail: string, extra: Record<string, unknown> = {}) {
+    super(422, type, 'Unprocessable request', detail, extra);
+  }
+}
+
+export class PreconditionRequiredError extends DomainError {
+  constructor() {
+    super(428, 'precondition-required', 'Precondition Required', 'This request must carry an If-Match header with the ETag of the version it modifies');
+  }
+}
+
+export class PreconditionFailedError extends DomainError {
+  constructor(expected: string, current: number) {
+    super(412, 'precondition-failed', 'Precondition Failed', `If-Match ${expected} does not match the current version "${current}"`, {
+      currentVersion: current,
+    });
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  constructor(detail: string) {
+    super(403, 'forbidden', 'Forbidden', detail);
+  }
+}
+
+export class UnauthorizedError extends DomainError {
+  constructor(detail: string) {
+    super(401, 'unauthorized', 'Unauthorized', detail);
+  }
+}
+
+export class ConflictError extends DomainError {
+  constructor(type: string, detail: string) {
+    super(409, type, 'Conflict', detail);
+  }
+}
+
+/** A dependency (database, blob store) could not be reached; nothing was written. */
+export class StorageUnavailableError extends Error {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+/** The embedded store is held by another process (typically the running server). */
+export class StoreLockedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreLockedError';
+  }
+}

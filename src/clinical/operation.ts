@@ -1,0 +1,101 @@
+/**
+ * How every clinical operation runs: one transaction in the caller's clinic, its audit event
+ * written inside that transaction on success, and — when the domain refuses (not found,
+ * stale version, ...) — a failure audit event written on its own after the rollback.
+ * POSTs with an Idempotency-Key store their response in the same transaction as the write.
+ */
+import { createHash } from 'node:crypto';
+import { DomainError, ForbiddenError, UnprocessableError } from './errors.js';
+import type { AuditAction, ClinicalStore, ClinicalTx, RequestContext, StoredResponse } from './ports.js';
+import type { Role } from './schemas.js';
+
+export interface AuditDraft {
+  action: AuditAction;
+  entityType: string;
+  entityId: string | null;
+  outcome?: string;
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+export interface Idempotency {
+  key: string;
+  /** Digest of method, path and body: the same key must come with the same request. */
+  requestHash: string;
+}
+
+export function requestHash(method: string, path: string, body: Buffer | string): string {
+  return createHash('sha256').update(method).update('\0').update(path).update('\0').update(body).digest('hex');
+}
+
+export interface Replayable extends StoredResponse {
+  replayed?: boolean;
+}
+
+const WRITERS: readonly Role[] = ['admin', 'vet', 'staff'];
+
+export function requireRole(ctx: RequestContext, allowed: readonly Role[]): void {
+  if (!allowed.includes(ctx.principal.role)) {
+    throw new ForbiddenError(`This action needs one of the roles ${allowed.join(', ')}; this key has role ${ctx.principal.role}`);
+  }
+}
+
+export function requireWriter(ctx: RequestContext): void {
+  requireRole(ctx, WRITERS);
+}
+
+function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const e = err as { code?: string; constraint?: string; message?: string };
+  return e.code === '23505' && (e.constraint === constraint || (e.message ?? '').includes(constraint));
+}
+
+export class Operations {
+  constructor(readonly store: ClinicalStore) {}
+
+  /** Runs fn in one transaction with its audit event; refusals are audited after rollback. */
+  async run<T>(ctx: RequestContext, draft: AuditDraft, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<T>): Promise<T> {
+    try {
+      return await this.store.inClinic(ctx, async (tx) => {
+        const result = await fn(tx, draft);
+        await tx.audit({ ...draft, outcome: draft.outcome ?? 'success' });
+        return result;
+      });
+    } catch (err) {
+      if (err instanceof DomainError) {
+        await this.store
+          .inClinic(ctx, (tx) => tx.audit({ ...draft, outcome: err.type }))
+          .catch(() => undefined /* the refusal itself is what the caller must see */);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A create with optional idempotency: a retry with the same key and request returns the
+   * stored response and writes nothing but its audit event; a different request under the same
+   * key is refused with 422.
+   */
+  async create(ctx: RequestContext, draft: AuditDraft, idem: Idempotency | undefined, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<StoredResponse>): Promise<Replayable> {
+    if (idem === undefined) return this.run(ctx, draft, fn);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.run(ctx, draft, async (tx, d) => {
+          const previous = await tx.findIdempotent(idem.key);
+          if (previous !== null) {
+            if (previous.requestHash !== idem.requestHash) {
+              throw new UnprocessableError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request');
+            }
+            d.outcome = 'replayed';
+            return { ...previous.response, replayed: true };
+          }
+          const response = await fn(tx, d);
+          await tx.saveIdempotent(idem.key, idem.requestHash, response);
+          return response;
+        });
+      } catch (err) {
+        // A concurrent request with the same key committed first: replay its response.
+        if (attempt === 0 && isUniqueViolation(err, 'idempotency_keys_pkey')) continue;
+        throw err;
+      }
+    }
+  }
+}

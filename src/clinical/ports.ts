@@ -1,0 +1,153 @@
+/**
+ * The ports the clinical domain depends on. Storage adapters implement them; the domain never
+ * sees SQL, a driver or a file path.
+ */
+import type { Role } from './schemas.js';
+
+export type ResourceType = 'owner' | 'patient' | 'encounter' | 'observation' | 'media';
+
+export interface Principal {
+  keyId: string;
+  clinicId: string;
+  role: Role;
+}
+
+/** Who is asking, for whom, from where: everything an audit event needs besides the action. */
+export interface RequestContext {
+  principal: Principal;
+  requestId: string;
+  sourceIp: string | null;
+}
+
+export interface StoredRecord<C> {
+  id: string;
+  version: number;
+  deleted: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  content: C;
+}
+
+export interface StoredVersion<C> {
+  version: number;
+  deleted: boolean;
+  recordedAt: Date;
+  recordedBy: string | null;
+  content: C;
+}
+
+export interface WeightEntry {
+  weightKg: number;
+  recordedAt: Date;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export type AuditAction = 'create' | 'read' | 'update' | 'delete' | 'search' | 'revoke';
+
+export interface AuditEntry {
+  action: AuditAction;
+  entityType: string;
+  entityId: string | null;
+  outcome: string;
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+export interface StoredAuditEvent {
+  id: string;
+  chainId: string;
+  seq: number;
+  occurredAt: Date;
+  principalId: string | null;
+  role: string | null;
+  action: string;
+  entityType: string;
+  entityId: string | null;
+  outcome: string;
+  requestId: string | null;
+  sourceIp: string | null;
+}
+
+export interface AuditFilter {
+  entityType?: string;
+  entityId?: string;
+  from?: Date;
+  to?: Date;
+  limit: number;
+  cursor?: string;
+}
+
+export interface PatientFilter {
+  namePrefix?: string;
+  species?: string;
+  ownerId?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+  etag?: string;
+  location?: string;
+}
+
+export interface StoredApiKey {
+  id: string;
+  name: string;
+  role: Role;
+  keyPrefix: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+/** One ACID transaction confined (by the database itself) to the caller's clinic. */
+export interface ClinicalTx {
+  insertRecord(type: ResourceType, id: string, content: object, at: Date): Promise<StoredRecord<unknown>>;
+  /** Writes the next version if the current one is still expectedVersion; null when it is not. */
+  updateRecord(type: ResourceType, id: string, expectedVersion: number, content: object, deleted: boolean, at: Date): Promise<StoredRecord<unknown> | null>;
+  getRecord(type: ResourceType, id: string, opts?: { forUpdate?: boolean }): Promise<StoredRecord<unknown> | null>;
+  history(type: ResourceType, id: string): Promise<StoredVersion<unknown>[]>;
+  listPatients(filter: PatientFilter): Promise<Page<StoredRecord<unknown>>>;
+  listChildren(type: 'encounter' | 'observation', parentId: string, limit: number, cursor?: string): Promise<Page<StoredRecord<unknown>>>;
+  addWeight(patientId: string, weightKg: number, at: Date): Promise<void>;
+  /** Weight history per patient, oldest first. */
+  weights(patientIds: string[]): Promise<Map<string, WeightEntry[]>>;
+
+  insertApiKey(key: { id: string; name: string; role: Role; keyHash: Buffer; keyPrefix: string; createdBy: string | null }): Promise<StoredApiKey>;
+  revokeApiKey(id: string): Promise<StoredApiKey | null>;
+
+  audit(entry: AuditEntry): Promise<void>;
+  listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>>;
+
+  findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null>;
+  saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void>;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  chains: number;
+  events: number;
+  /** The first event that failed, and why. */
+  failure?: { chainId: string; seq: number; eventId: string | null; reason: string };
+}
+
+export interface ClinicalStore {
+  readonly kind: 'postgres' | 'pglite';
+  inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>): Promise<T>;
+  findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null>;
+  /** Creates a clinic with its first admin key; with ifNoClinics, only when none exists yet. */
+  createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts?: { ifNoClinics?: boolean }): Promise<{ clinicId: string } | null>;
+  verifyAudit(): Promise<AuditVerification>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BlobStore {
+  /** Stores bytes under their sha256 (hex); storing the same bytes twice is a no-op. */
+  put(clinicId: string, sha256: string, bytes: Buffer): Promise<void>;
+  get(clinicId: string, sha256: string): Promise<Buffer | null>;
+}

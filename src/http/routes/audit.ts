@@ -1,0 +1,10 @@
+import { AuditEvent, AuditQuery, ListOf } from '../../clinical/schemas.js';
+import type { App, Services } from '../server.js';
+
+export function registerAuditRoutes(app: App, { access }: Services): void {
+  app.get(
+    '/audit',
+    { schema: { tags: ['audit'], summary: "This clinic's audit events by entity and time range (admin)", querystring: AuditQuery, response: { 200: ListOf(AuditEvent) } } },
+    async (request) => access.listAudit(request.ctx, request.query),
+  );
+}

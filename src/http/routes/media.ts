@@ -1,0 +1,44 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { IdParams, Media, MEDIA_TYPES, MediaQuery, type MediaType } from '../../clinical/schemas.js';
+import { idempotencyOf, sendStored, withEtag } from '../replies.js';
+import type { App, Services } from '../server.js';
+
+export async function registerMediaRoutes(app: App, { media }: Services, maxBytes: number): Promise<void> {
+  const tags = ['media'];
+  await app.register(async (plain) => {
+    const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
+    // Only this route takes binary bodies, and only up to the media size limit.
+    scope.addContentTypeParser([...MEDIA_TYPES], { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
+    scope.post(
+      '/media',
+      {
+        bodyLimit: maxBytes,
+        schema: {
+          tags,
+          summary: `Upload an image or PDF as the raw body (${MEDIA_TYPES.join(', ')}); the type is checked against the bytes`,
+          querystring: MediaQuery,
+          response: { 201: Media },
+        },
+      },
+      async (request, reply) => {
+        const declared = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() as MediaType;
+        const bytes = request.body as Buffer;
+        return sendStored(reply, await media.createMedia(request.ctx, declared, bytes, request.query, idempotencyOf(request, bytes)));
+      },
+    );
+  });
+  app.get(
+    '/media/:id',
+    { schema: { tags, summary: 'Media metadata (sha256, type, size, links)', params: IdParams, response: { 200: Media } } },
+    async (request, reply) => withEtag(reply, await media.getMedia(request.ctx, request.params.id)),
+  );
+  app.get(
+    '/media/:id/content',
+    { schema: { tags, summary: 'The stored bytes', params: IdParams } },
+    async (request, reply) => {
+      const { media: meta, bytes } = await media.getMediaContent(request.ctx, request.params.id);
+      reply.header('etag', `"${meta.sha256}"`).header('x-content-sha256', meta.sha256).header('x-content-type-options', 'nosniff');
+      return reply.type(meta.contentType).send(bytes);
+    },
+  );
+}

@@ -1,0 +1,139 @@
+/** The HTTP application: validation, OpenAPI, logging, auth and the routes. No SQL here. */
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import formatsPlugin from 'ajv-formats';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { AccessService } from '../clinical/access.js';
+import type { EncountersService } from '../clinical/encounters.js';
+import type { MediaService } from '../clinical/media.js';
+import type { RequestContext } from '../clinical/ports.js';
+import type { RecordsService } from '../clinical/records.js';
+import { Problem } from '../clinical/schemas.js';
+import { registerProblemHandlers } from './problem.js';
+import { registerAuditRoutes } from './routes/audit.js';
+import { registerEncounterRoutes } from './routes/encounters.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerKeyRoutes } from './routes/keys.js';
+import { registerMediaRoutes } from './routes/media.js';
+import { registerOwnerRoutes } from './routes/owners.js';
+import { registerPatientRoutes } from './routes/patients.js';
+
+export interface Services {
+  records: RecordsService;
+  encounters: EncountersService;
+  media: MediaService;
+  access: AccessService;
+  ping(): Promise<void>;
+  storageKind: string;
+}
+
+export interface HttpOptions {
+  logger: FastifyBaseLogger;
+  bodyMaxBytes: number;
+  mediaMaxBytes: number;
+  version: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ctx: RequestContext;
+  }
+}
+
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+// ajv-formats is CommonJS with a default export; under NodeNext its default import is the module.
+const addFormats = ((formatsPlugin as unknown as { default?: typeof formatsPlugin }).default ?? formatsPlugin) as unknown as (ajv: Ajv) => Ajv;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function ajvFor(coerce: boolean): Ajv {
+  // Bodies are validated as sent (a string is not a number); query strings and path params
+  // arrive as text, so those are coerced. Unknown fields are rejected, never stripped.
+  const ajv = new Ajv({ coerceTypes: coerce ? 'array' : false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  addFormats(ajv);
+  return ajv;
+}
+
+export async function buildHttpApp(services: Services, opts: HttpOptions): Promise<App> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // Fastify's own two lines per request are replaced by the single line logged onResponse.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyMaxBytes,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const bodyAjv = ajvFor(false);
+  const textAjv = ajvFor(true);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  registerProblemHandlers(app);
+  app.addSchema(Problem);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // One line per request; no bodies, no headers, so no owner PII or clinical notes.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        clinic: request.ctx?.principal.clinicId,
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      'request',
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'AgenticPet API',
+        version: opts.version,
+        description: 'Clinical records with versions and a tamper-evident audit trail for veterinary clinics. Errors are RFC 9457 problem+json.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: Authorization: Bearer apk_...' } } },
+      security: [{ apiKey: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerHealthRoutes(app, services);
+
+  await app.register(async (v1) => {
+    v1.decorateRequest('ctx', null as unknown as RequestContext);
+    v1.addHook('onRequest', async (request, reply) => {
+      try {
+        const principal = await services.access.authenticate(request.headers.authorization);
+        request.ctx = { principal, requestId: request.id, sourceIp: request.ip ?? null };
+      } catch (err) {
+        reply.header('www-authenticate', 'Bearer');
+        throw err;
+      }
+    });
+    registerOwnerRoutes(v1, services);
+    registerPatientRoutes(v1, services);
+    registerEncounterRoutes(v1, services);
+    await registerMediaRoutes(v1, services, opts.mediaMaxBytes);
+    registerKeyRoutes(v1, services);
+    registerAuditRoutes(v1, services);
+  }, { prefix: '/v1' });
+
+  return app;
+}

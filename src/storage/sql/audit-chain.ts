@@ -1,0 +1,199 @@
+/**
+ * Tamper-evident audit trail: each physical connection writes its own hash chain, so concurrent
+ * writers (connections, processes, hosts) never wait on a shared lock, and a connection runs one
+ * transaction at a time, so a chain's order is its commit order. Each event's hash covers its
+ * content, its position and the previous hash; audit_chains holds each chain's head, which
+ * exposes a truncated tail. A chain's head advances in memory only after COMMIT.
+ */
+import { createHash } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { canonicalJson } from '../../clinical/canonical-json.js';
+import type { AuditEntry, AuditVerification, RequestContext } from '../../clinical/ports.js';
+import type { SqlExecutor, SqlTx } from './executor.js';
+
+interface ChainHead {
+  chainId: string;
+  seq: number;
+  hash: string;
+}
+
+const GENESIS = '0'.repeat(64);
+
+export interface AuditRow {
+  chainId: string;
+  seq: number;
+  id: string;
+  occurredAt: Date;
+  clinicId: string;
+  principalId: string | null;
+  role: string | null;
+  action: string;
+  entityType: string;
+  entityId: string | null;
+  outcome: string;
+  requestId: string | null;
+  sourceIp: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export function eventHash(prevHash: string, e: AuditRow): string {
+  const body = canonicalJson([
+    e.chainId,
+    e.seq,
+    e.id,
+    e.occurredAt.toISOString(),
+    e.clinicId,
+    e.principalId,
+    e.role,
+    e.action,
+    e.entityType,
+    e.entityId,
+    e.outcome,
+    e.requestId,
+    e.sourceIp,
+    e.detail,
+  ]);
+  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+}
+
+export class AuditWriter {
+  private readonly committed = new WeakMap<object, ChainHead>();
+  private readonly pending = new WeakMap<SqlTx, ChainHead>();
+
+  constructor(private readonly writer: string) {}
+
+  async append(tx: SqlTx, ctx: RequestContext, entry: AuditEntry): Promise<void> {
+    const head = this.pending.get(tx) ?? this.committed.get(tx.connection);
+    const chainId = head?.chainId ?? uuidv7();
+    const row: AuditRow = {
+      chainId,
+      seq: (head?.seq ?? 0) + 1,
+      id: uuidv7(),
+      occurredAt: new Date(),
+      clinicId: ctx.principal.clinicId,
+      principalId: ctx.principal.keyId,
+      role: ctx.principal.role,
+      action: entry.action,
+      entityType: entry.entityType,
+      entityId: entry.entityId,
+      outcome: entry.outcome,
+      requestId: ctx.requestId,
+      sourceIp: ctx.sourceIp,
+      detail: entry.detail ?? null,
+    };
+    const prevHash = head?.hash ?? GENESIS;
+    const hash = eventHash(prevHash, row);
+    // One round trip: upsert the chain head and insert the event.
+    await tx.query(
+      `WITH chain AS (
+         INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
+         VALUES ($1, $15, $4, $2, $14)
+         ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
+         RETURNING chain_id
+       )
+       INSERT INTO audit_events (chain_id, seq, id, occurred_at, clinic_id, principal_id, role, action, entity_type, entity_id, outcome, request_id, source_ip, detail, prev_hash, hash)
+       SELECT chain_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $16, $17, $14 FROM chain`,
+      [
+        row.chainId,
+        row.seq,
+        row.id,
+        row.occurredAt,
+        row.clinicId,
+        row.principalId,
+        row.role,
+        row.action,
+        row.entityType,
+        row.entityId,
+        row.outcome,
+        row.requestId,
+        row.sourceIp,
+        hash,
+        this.writer,
+        row.detail === null ? null : JSON.stringify(row.detail),
+        prevHash,
+      ],
+    );
+    const next = { chainId, seq: row.seq, hash };
+    if (!this.pending.has(tx)) tx.onCommit(() => this.committed.set(tx.connection, this.pending.get(tx)!));
+    this.pending.set(tx, next);
+  }
+}
+
+interface EventRecord {
+  chain_id: string;
+  seq: string | number;
+  id: string;
+  occurred_at: Date;
+  clinic_id: string;
+  principal_id: string | null;
+  role: string | null;
+  action: string;
+  entity_type: string;
+  entity_id: string | null;
+  outcome: string;
+  request_id: string | null;
+  source_ip: string | null;
+  detail: Record<string, unknown> | null;
+  prev_hash: string;
+  hash: string;
+}
+
+const BATCH = 5000;
+
+/** Walks every chain in full and reports the first event that does not hold. Runs unscoped. */
+export async function verifyAuditChains(db: SqlExecutor): Promise<AuditVerification> {
+  const chains = await db.query<{ chain_id: string; head_seq: string | number; head_hash: string }>(
+    'SELECT chain_id, head_seq, head_hash FROM audit_chains ORDER BY started_at, chain_id',
+  );
+  let events = 0;
+  for (const chain of chains) {
+    let expectedSeq = 1;
+    let prevHash = GENESIS;
+    let lastSeq = 0;
+    for (;;) {
+      const rows = await db.query<EventRecord>('SELECT * FROM audit_events WHERE chain_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3', [chain.chain_id, expectedSeq, BATCH]);
+      for (const r of rows) {
+        const seq = Number(r.seq);
+        const fail = (reason: string): AuditVerification => ({ ok: false, chains: chains.length, events, failure: { chainId: chain.chain_id, seq, eventId: r.id, reason } });
+        if (seq !== expectedSeq) return fail(`expected seq ${expectedSeq} but found ${seq}: an event before it was deleted or moved`);
+        if (r.prev_hash !== prevHash) return fail('its prev_hash does not match the hash of the event before it: an earlier event was deleted, altered or reordered');
+        const computed = eventHash(prevHash, {
+          chainId: r.chain_id,
+          seq,
+          id: r.id,
+          occurredAt: r.occurred_at,
+          clinicId: r.clinic_id,
+          principalId: r.principal_id,
+          role: r.role,
+          action: r.action,
+          entityType: r.entity_type,
+          entityId: r.entity_id,
+          outcome: r.outcome,
+          requestId: r.request_id,
+          sourceIp: r.source_ip,
+          detail: r.detail,
+        });
+        if (computed !== r.hash) return fail('its content does not match its hash: the event was modified');
+        prevHash = r.hash;
+        lastSeq = seq;
+        expectedSeq++;
+        events++;
+      }
+      if (rows.length < BATCH) break;
+    }
+    if (lastSeq !== Number(chain.head_seq) || prevHash !== chain.head_hash) {
+      return {
+        ok: false,
+        chains: chains.length,
+        events,
+        failure: {
+          chainId: chain.chain_id,
+          seq: lastSeq + 1,
+          eventId: null,
+          reason: `the chain head records seq ${chain.head_seq} but the last intact event is seq ${lastSeq}: events at the end were deleted`,
+        },
+      };
+    }
+  }
+  return { ok: true, chains: chains.length, events };
+}
