@@ -220,7 +220,10 @@ export const ApiKey = Type.Object({
   revokedAt: Type.Union([DateTime, Type.Null()]),
 });
 export type ApiKey = Static<typeof ApiKey>;
-export const CreatedApiKey = Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'Shown once; store it now' }) });
+export const CreatedApiKey = Type.Object({
+  ...ApiKey.properties,
+  key: Type.Optional(Type.String({ description: 'The secret, shown in the first response only (absent on an idempotent replay); store it now' })),
+});
 export type CreatedApiKey = Static<typeof CreatedApiKey>;
 
 export const AuditQuery = Type.Object(
