@@ -70,6 +70,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     access,
     close: async () => {
       await app.close();
+      await app.drained(20_000);
       await store.close();
     },
   };

@@ -42,6 +42,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     ctx: RequestContext;
   }
+  interface FastifyInstance {
+    /** Resolves once no request is in flight (or after timeoutMs). */
+    drained(timeoutMs: number): Promise<void>;
+  }
 }
 
 export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -81,11 +85,16 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   registerProblemHandlers(app);
   app.addSchema(Problem);
 
+  const inFlight = new Set<object>();
+  let idle: (() => void) | undefined;
   app.addHook('onRequest', async (request, reply) => {
+    inFlight.add(request.raw);
     reply.header('x-request-id', request.id);
   });
   // One line per request; no bodies, no headers, so no owner PII or clinical notes.
   app.addHook('onResponse', async (request, reply) => {
+    inFlight.delete(request.raw);
+    if (inFlight.size === 0) idle?.();
     request.log.info(
       {
         clinic: request.ctx?.principal.clinicId,
@@ -135,5 +144,15 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     registerAuditRoutes(v1, services);
   }, { prefix: '/v1' });
 
+  // Fastify's close() stops accepting and answers 503 on kept-alive sockets, but may resolve
+  // while handlers are still running; storage must stay open until they have finished.
+  app.decorate('drained', (timeoutMs: number) =>
+    inFlight.size === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          idle = resolve;
+          setTimeout(resolve, timeoutMs).unref();
+        }),
+  );
   return app;
 }

@@ -36,6 +36,18 @@ export const APP_ROLE = 'agenticpet_app';
 /** SQL that scopes the current transaction to a clinic under RLS. */
 export const TENANT_SCOPE_SQL = `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.clinic_id', $1, true)`;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * BEGIN and the tenant scope as one simple-protocol script, saving a round trip per
+ * transaction. The clinic id is inlined, so it must be a canonical uuid (it always comes from
+ * the api_keys table, never from a request).
+ */
+export function beginScopedSql(clinicId: string): string {
+  if (!UUID.test(clinicId)) throw new Error('clinic id is not a canonical uuid');
+  return `BEGIN; SELECT set_config('role', '${APP_ROLE}', true), set_config('app.clinic_id', '${clinicId}', true)`;
+}
+
 export class TxCallbacks {
   private readonly callbacks: Array<() => void> = [];
   add(fn: () => void): void {

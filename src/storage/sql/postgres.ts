@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { StorageUnavailableError } from '../../clinical/errors.js';
-import { TENANT_SCOPE_SQL, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { beginScopedSql, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -16,7 +16,7 @@ export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: string }).code;
   if (code !== undefined && (CONNECTION_ERROR_CODES.has(code) || code.startsWith('08'))) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(err.message);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(err.message);
 }
 
 function unavailable(err: unknown): never {
@@ -48,8 +48,7 @@ export class PostgresExecutor implements SqlExecutor {
     const callbacks = new TxCallbacks();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      if (opts.clinicId !== undefined) await client.query(TENANT_SCOPE_SQL, [opts.clinicId]);
+      await client.query(opts.clinicId === undefined ? 'BEGIN' : beginScopedSql(opts.clinicId));
       const tx: SqlTx = {
         connection: client,
         query: async <R>(text: string, params?: readonly unknown[]) => (await client.query(text, params as unknown[])).rows as R[],

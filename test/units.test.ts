@@ -1,0 +1,121 @@
+/** Pure parsers and validators, with property-based tests where the input space is large. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { canonicalJson } from '../src/clinical/canonical-json.js';
+import { PreconditionFailedError, PreconditionRequiredError, ValidationError } from '../src/clinical/errors.js';
+import { sniffMediaType } from '../src/clinical/media-type.js';
+import { checkIfMatch } from '../src/clinical/versioning.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { decodeCursor, encodeCursor } from '../src/storage/sql/cursor.js';
+
+describe('config', () => {
+  it('has embedded defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 3000);
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.redisUrl, undefined);
+    assert.ok(c.dataDir.endsWith('/data'));
+    assert.equal(c.logLevel, 'info');
+  });
+
+  it('names the variable in every error', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ PORT: 'abc' }, 'PORT'],
+      [{ PORT: '70000' }, 'PORT'],
+      [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+      [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
+      [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ AGENTICPET_BOOTSTRAP_KEY: 'short' }, 'AGENTICPET_BOOTSTRAP_KEY'],
+      [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX'],
+    ];
+    for (const [env, variable] of cases) {
+      assert.throws(
+        () => loadConfig(env),
+        (err: unknown) => err instanceof ConfigError && err.variable === variable && err.message.includes(variable),
+      );
+    }
+  });
+
+  it('property: any PORT either parses to itself or is refused naming PORT', () => {
+    fc.assert(
+      fc.property(fc.string(), (raw) => {
+        try {
+          const c = loadConfig({ PORT: raw });
+          assert.ok(raw.trim() === '' ? c.port === 3000 : c.port === Number(raw));
+        } catch (err) {
+          assert.ok(err instanceof ConfigError && err.variable === 'PORT');
+        }
+      }),
+    );
+  });
+});
+
+describe('media type sniffing', () => {
+  it('recognises JPEG, PNG and PDF by their first bytes only', () => {
+    assert.equal(sniffMediaType(Buffer.from([0xff, 0xd8, 0xff, 0xdb])), 'image/jpeg');
+    assert.equal(sniffMediaType(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0])), 'image/png');
+    assert.equal(sniffMediaType(Buffer.from('%PDF-1.4')), 'application/pdf');
+    assert.equal(sniffMediaType(Buffer.from('GIF89a')), null);
+    assert.equal(sniffMediaType(Buffer.from([0xff, 0xd8])), null);
+  });
+
+  it('property: bytes not starting with a known signature are never accepted', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const type = sniffMediaType(bytes);
+        const b = Buffer.from(bytes);
+        if (type === 'image/jpeg') assert.ok(b.subarray(0, 3).equals(Buffer.from([0xff, 0xd8, 0xff])));
+        if (type === 'image/png') assert.ok(b.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])));
+        if (type === 'application/pdf') assert.ok(b.subarray(0, 5).toString('latin1') === '%PDF-');
+      }),
+    );
+  });
+});
+
+describe('cursors', () => {
+  it('property: every issued cursor decodes to what was encoded', () => {
+    fc.assert(
+      fc.property(fc.uuid(), fc.date({ min: new Date('2000-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }), (id, at) => {
+        assert.deepEqual(decodeCursor(encodeCursor([id]), ['uuid']), [id]);
+        assert.deepEqual(decodeCursor(encodeCursor([at.toISOString(), id]), ['time', 'uuid']), [at.toISOString(), id]);
+      }),
+    );
+  });
+
+  it('property: arbitrary strings are refused as a 400, never passed on', () => {
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        try {
+          const [v] = decodeCursor(s, ['uuid']);
+          assert.match(v!, /^[0-9a-f-]{36}$/);
+        } catch (err) {
+          assert.ok(err instanceof ValidationError);
+        }
+      }),
+    );
+  });
+});
+
+describe('If-Match', () => {
+  it('accepts the current ETag in strong, weak, listed or * form', () => {
+    for (const h of ['"3"', 'W/"3"', '"1", "3"', '*']) checkIfMatch(h, 3);
+  });
+  it('428 when missing, 412 when stale or malformed', () => {
+    assert.throws(() => checkIfMatch(undefined, 3), PreconditionRequiredError);
+    assert.throws(() => checkIfMatch('  ', 3), PreconditionRequiredError);
+    for (const h of ['"2"', '3', 'W/3', '"3', 'garbage']) assert.throws(() => checkIfMatch(h, 3), PreconditionFailedError);
+  });
+});
+
+describe('canonical JSON', () => {
+  it('property: key order never changes the text', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), (obj) => {
+        const reversed = Object.fromEntries(Object.entries(obj).reverse());
+        assert.equal(canonicalJson(obj), canonicalJson(reversed));
+        assert.deepEqual(JSON.parse(canonicalJson(obj)), JSON.parse(JSON.stringify(obj)));
+      }),
+    );
+  });
+});
