@@ -9,11 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = process.env.AGENTICPET_REQUIRE_SERVICES === '1';
 const pgUrl = process.env.AGENTICPET_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.AGENTICPET_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 async function probePostgres() {
   const client = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
@@ -29,6 +31,29 @@ async function probePostgres() {
   }
 }
 
+async function probeRedis() {
+  const client = new Redis(redisUrl, {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  let cause;
+  client.on('error', (err) => (cause = err));
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (err) {
+    const e = cause ?? err;
+    return `Redis is not reachable at ${redisUrl} (${e.code ?? e.message})`;
+  } finally {
+    client.disconnect();
+  }
+}
+
 function findTests(dir) {
   return fs
     .readdirSync(dir, { withFileTypes: true })
@@ -36,16 +61,21 @@ function findTests(dir) {
     .sort();
 }
 
-const pgProblem = await probePostgres();
-if (pgProblem !== null && require) {
-  console.error(`AGENTICPET_REQUIRE_SERVICES=1 but ${pgProblem}.`);
+const [pgProblem, redisProblem] = await Promise.all([probePostgres(), probeRedis()]);
+const problems = [pgProblem, redisProblem].filter((p) => p !== null);
+if (problems.length > 0 && require) {
+  for (const problem of problems) console.error(`AGENTICPET_REQUIRE_SERVICES=1 but ${problem}.`);
   process.exit(1);
 }
 
 const only = process.argv.slice(2);
 const files = only.length > 0 ? only : findTests(path.join(root, 'test'));
 const tapFile = path.join(os.tmpdir(), `agenticpet-tap-${process.pid}.txt`);
-const env = { ...process.env, AGENTICPET_TEST_PG: pgProblem === null ? pgUrl : `skip:${pgProblem}` };
+const env = {
+  ...process.env,
+  AGENTICPET_TEST_PG: pgProblem === null ? pgUrl : `skip:${pgProblem}`,
+  AGENTICPET_TEST_REDIS: redisProblem === null ? redisUrl : `skip:${redisProblem}`,
+};
 
 const code = await new Promise((resolve) => {
   const child = spawn(
@@ -65,9 +95,10 @@ console.log('');
 if (skippedSuites.length > 0) {
   console.log(`Skipped ${skippedSuites.length} suite(s) or test(s):`);
   console.log([...new Set(skippedSuites)].join('\n'));
-  if (pgProblem !== null) console.log('Start PostgreSQL (see README) to run them; AGENTICPET_REQUIRE_SERVICES=1 makes a missing server fail the run.');
+  const missing = [pgProblem !== null ? 'PostgreSQL' : null, redisProblem !== null ? 'Redis' : null].filter((m) => m !== null);
+  if (missing.length > 0) console.log(`Start ${missing.join(' and ')} (see README) to run them; AGENTICPET_REQUIRE_SERVICES=1 makes a missing server fail the run.`);
 } else {
-  console.log('No suites skipped: PostgreSQL and the embedded store were both tested.');
+  console.log('No suites skipped: PostgreSQL, Redis and the embedded stores were all tested.');
 }
 console.log(`tests: ${count('pass')} passed, ${count('fail')} failed, ${new Set(skippedSuites).size} skipped`);
 process.exit(code);

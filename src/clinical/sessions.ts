@@ -62,3 +62,8 @@ export interface SessionStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The session port for one request, telling whether its operations fell back to in-process state. */
+export interface TrackedSessions extends SessionStore {
+  readonly degraded: boolean;
+}
