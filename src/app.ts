@@ -6,6 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { AgentRegistry } from './agents/orchestrator.js';
+import { ConsultationsService } from './clinical/consultations.js';
+import { DiagnosesService } from './clinical/diagnoses.js';
+import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService } from './clinical/access.js';
 import { EncountersService } from './clinical/encounters.js';
 import { MediaService } from './clinical/media.js';
@@ -14,6 +19,11 @@ import type { ClinicalStore } from './clinical/ports.js';
 import { RecordsService } from './clinical/records.js';
 import type { Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
+import { loadKnowledgeBase } from './knowledge/load.js';
+import { OpenAiCompatibleClient } from './llm/openai.js';
+import { MemorySessionStore } from './storage/sessions/memory.js';
+import { RedisSessionStore } from './storage/sessions/redis.js';
+import { ResilientSessionStore } from './storage/sessions/resilient.js';
 import { FsBlobStore } from './storage/blobs/fs.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
@@ -45,16 +55,52 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+/**
+ * The session tier: Redis (with an in-process fallback when it is unreachable) when REDIS_URL
+ * is set, in-process otherwise. Each request gets a view that tells whether it fell back.
+ */
+function openSessions(config: Config, logger: Logger, registry: Registry): { perRequest: () => TrackedSessions; kind: string; close(): Promise<void> } {
+  const memory = new MemorySessionStore();
+  if (config.redisUrl === undefined) {
+    const view: TrackedSessions = {
+      kind: 'memory',
+      degraded: false,
+      create: (meta, ttl) => memory.create(meta, ttl),
+      get: (clinicId, id, ttl) => memory.get(clinicId, id, ttl),
+      write: (clinicId, id, batch, ttl) => memory.write(clinicId, id, batch, ttl),
+      ping: () => memory.ping(),
+      close: () => memory.close(),
+    };
+    return { perRequest: () => view, kind: 'memory', close: () => memory.close() };
+  }
+  const redis = new RedisSessionStore(config.redisUrl, config.redisKeyPrefix, { onError: (err) => logger.debug({ err: { message: err.message } }, 'redis connection error') });
+  const resilient = new ResilientSessionStore(redis, memory, {
+    registry,
+    onPrimaryError: (err, operation) => logger.warn({ operation, err: { message: (err as Error).message } }, 'session tier unreachable; using in-process state'),
+  });
+  return { perRequest: () => resilient.withTracking(), kind: 'redis', close: () => resilient.close() };
+}
+
 /** Builds the whole service on an open executor: migrations, bootstrap, services, HTTP. */
 export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logger): Promise<Runtime> {
+  const kb = loadKnowledgeBase(config.knowledgeDir);
   const result = await migrate(db);
   if (result.applied.length > 0) logger.info({ applied: result.applied.map((m) => m.version) }, 'database migrated');
   const store = new SqlClinicalStore(db, writerName());
   const ops = new Operations(store);
   const access = new AccessService(store, ops);
   const blobs = new FsBlobStore(path.join(config.dataDir, 'blobs'));
+  const metrics = new Registry();
+  const sessions = openSessions(config, logger, metrics);
+  const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
+  const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs });
+  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds);
   const app = await buildHttpApp(
     {
+      diagnoses,
+      consultations: new ConsultationsService(ops, diagnoses, sessions.perRequest),
+      sessionStoreKind: sessions.kind,
+      metrics,
       records: new RecordsService(ops),
       encounters: new EncountersService(ops),
       media: new MediaService(ops, blobs),
@@ -72,6 +118,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       await app.close();
       await app.drained(20_000);
       await store.close();
+      await sessions.close();
     },
   };
 }

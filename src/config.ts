@@ -18,6 +18,15 @@ export interface Config {
   bodyMaxBytes: number;
   /** PostgreSQL pool size per process. */
   dbPoolMax: number;
+  /** Consultation sessions expire after this long without use. */
+  sessionTtlSeconds: number;
+  redisKeyPrefix: string;
+  /** Knowledge base directory; unset uses the bundled data/knowledge. */
+  knowledgeDir: string | undefined;
+  /** Time budget per agent, milliseconds. */
+  agentBudgetMs: number;
+  /** Optional LLM for the narrative (OpenAI-compatible); off unless the base URL and model are set. */
+  llm: { baseUrl: string; model: string; apiKey: string | undefined; timeoutMs: number } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -64,7 +73,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
+  const llmBaseUrl = optional(env, 'AGENTICPET_LLM_BASE_URL');
+  const llmModel = optional(env, 'AGENTICPET_LLM_MODEL');
+  if (llmBaseUrl !== undefined && !/^https?:\/\//.test(llmBaseUrl)) throw new ConfigError('AGENTICPET_LLM_BASE_URL', 'must be an http:// or https:// URL');
+  if ((llmBaseUrl === undefined) !== (llmModel === undefined)) {
+    throw new ConfigError(llmBaseUrl === undefined ? 'AGENTICPET_LLM_BASE_URL' : 'AGENTICPET_LLM_MODEL', 'must be set together with the other LLM setting (AGENTICPET_LLM_BASE_URL and AGENTICPET_LLM_MODEL)');
+  }
+  const redisKeyPrefix = optional(env, 'REDIS_KEY_PREFIX') ?? 'ap';
+  if (!/^[A-Za-z0-9_.-]{1,32}$/.test(redisKeyPrefix)) throw new ConfigError('REDIS_KEY_PREFIX', 'must be 1 to 32 letters, digits, dots, dashes or underscores');
   return {
+    sessionTtlSeconds: integer(env, 'AGENTICPET_SESSION_TTL_SECONDS', 1800, 1, 7 * 24 * 3600),
+    redisKeyPrefix,
+    knowledgeDir: optional(env, 'AGENTICPET_KNOWLEDGE_DIR'),
+    agentBudgetMs: integer(env, 'AGENTICPET_AGENT_BUDGET_MS', 250, 1, 60_000),
+    llm:
+      llmBaseUrl === undefined || llmModel === undefined
+        ? undefined
+        : { baseUrl: llmBaseUrl, model: llmModel, apiKey: optional(env, 'AGENTICPET_LLM_API_KEY'), timeoutMs: integer(env, 'AGENTICPET_LLM_TIMEOUT_MS', 2000, 50, 60_000) },
     port: integer(env, 'PORT', 3000, 0, 65535),
     host: optional(env, 'HOST') ?? '0.0.0.0',
     dataDir: path.resolve(optional(env, 'AGENTICPET_DATA_DIR') ?? './data'),

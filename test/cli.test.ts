@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { MIGRATIONS } from '../src/storage/sql/migrate.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { createTestDatabase, pgSkipReason } from './support/services.js';
 
@@ -154,7 +155,7 @@ describe('agenticpet CLI (PostgreSQL)', { skip: pgSkipReason() }, () => {
       await c.connect();
       const { rows } = await c.query('SELECT count(*)::int AS n FROM schema_migrations');
       await c.end();
-      assert.equal(rows[0].n, 1);
+      assert.equal(rows[0].n, MIGRATIONS.length);
       const created = await run(['clinics', 'create', '--name', 'On Postgres'], env);
       assert.equal(created.code, 0, created.stderr);
       const verify = await run(['audit', 'verify'], env);

@@ -104,6 +104,40 @@ export interface StoredApiKey {
   revokedAt: Date | null;
 }
 
+export interface EvidenceLink {
+  conclusionType: 'triage' | 'differential' | 'plan';
+  conclusionCode: string;
+  evidenceKind: string;
+  evidenceRef: string;
+  finding: string | null;
+  detail: Record<string, unknown>;
+  weight: number | null;
+}
+
+export interface DiagnosisRecord {
+  id: string;
+  patientId: string | null;
+  encounterId: string | null;
+  consultationId: string | null;
+  species: string;
+  triageLevel: string;
+  topCondition: string | null;
+  kbVersion: string;
+  input: unknown;
+  report: unknown;
+  createdAt: Date;
+}
+
+export interface ProvenanceRecord {
+  agents: Record<string, string>;
+  kbVersion: string;
+  chainDigest: string;
+  chain: unknown;
+  requestId: string;
+  sessionId: string | null;
+  recordedAt: Date;
+}
+
 /** One ACID transaction confined (by the database itself) to the caller's clinic. */
 export interface ClinicalTx {
   insertRecord(type: ResourceType, id: string, content: object, at: Date): Promise<StoredRecord<unknown>>;
@@ -122,6 +156,11 @@ export interface ClinicalTx {
 
   audit(entry: AuditEntry): Promise<void>;
   listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>>;
+
+  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord): Promise<void>;
+  getDiagnosis(id: string): Promise<DiagnosisRecord | null>;
+  listDiagnoses(patientId: string, limit: number, cursor?: string): Promise<Page<DiagnosisRecord>>;
+  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null>;
 
   findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null>;
   saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void>;

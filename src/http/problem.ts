@@ -37,6 +37,13 @@ function describeValidation(err: FastifyError): { detail: string; errors: Array<
   return { detail: first === undefined ? err.message : `${first.field} ${first.message}`, errors };
 }
 
+/** The problem body for an error thrown after an event stream began (sent as an SSE event). */
+export function problemBody(request: FastifyRequest, err: unknown): ProblemBody {
+  if (err instanceof DomainError) return { type: PROBLEM_BASE + err.type, title: err.title, status: err.status, detail: err.message, requestId: request.id };
+  if (err instanceof StorageUnavailableError) return { type: `${PROBLEM_BASE}storage-unavailable`, title: 'Service Unavailable', status: 503, detail: 'Storage is unreachable; nothing was written.', requestId: request.id };
+  return { type: `${PROBLEM_BASE}internal`, title: 'Internal Server Error', status: 500, requestId: request.id };
+}
+
 const FASTIFY_CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Payload Too Large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported-media-type', 'Unsupported Media Type'],

@@ -7,7 +7,10 @@ import { Ajv } from 'ajv';
 import formatsPlugin from 'ajv-formats';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { AccessService } from '../clinical/access.js';
+import type { ConsultationsService } from '../clinical/consultations.js';
+import type { DiagnosesService } from '../clinical/diagnoses.js';
 import type { EncountersService } from '../clinical/encounters.js';
 import type { MediaService } from '../clinical/media.js';
 import type { RequestContext } from '../clinical/ports.js';
@@ -15,6 +18,7 @@ import type { RecordsService } from '../clinical/records.js';
 import { Problem } from '../clinical/schemas.js';
 import { registerProblemHandlers } from './problem.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerDiagnosisRoutes } from './routes/diagnoses.js';
 import { registerEncounterRoutes } from './routes/encounters.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerKeyRoutes } from './routes/keys.js';
@@ -24,6 +28,11 @@ import { registerPatientRoutes } from './routes/patients.js';
 
 export interface Services {
   records: RecordsService;
+  diagnoses: DiagnosesService;
+  consultations: ConsultationsService;
+  sessionStoreKind: string;
+  /** Prometheus registry of the process's metrics. */
+  metrics: Registry;
   encounters: EncountersService;
   media: MediaService;
   access: AccessService;
@@ -124,6 +133,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerHealthRoutes(app, services);
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(services.metrics.contentType).send(await services.metrics.metrics()));
 
   await app.register(async (v1) => {
     v1.decorateRequest('ctx', null as unknown as RequestContext);
@@ -142,6 +152,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     await registerMediaRoutes(v1, services, opts.mediaMaxBytes);
     registerKeyRoutes(v1, services);
     registerAuditRoutes(v1, services);
+    registerDiagnosisRoutes(v1, services);
   }, { prefix: '/v1' });
 
   // Fastify's close() stops accepting and answers 503 on kept-alive sockets, but may resolve

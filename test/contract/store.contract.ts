@@ -114,6 +114,34 @@ export function storeContract(name: string, open: () => Promise<Harness>, { skip
       assert.equal((await store.verifyAudit()).ok, true, 'a rolled-back audit event must not break the chain');
     });
 
+    it('persists a diagnosis, its evidence and provenance together, or nothing when any part fails', async () => {
+      const diagnosis = (id: string) => ({
+        id,
+        patientId: null,
+        encounterId: null,
+        consultationId: 'cs_x',
+        species: 'dog',
+        triageLevel: 'urgent',
+        topCondition: 'otitis_externa',
+        kbVersion: '1.0.0+test',
+        input: { complaint: 'ears' },
+        report: { ok: true },
+        createdAt: new Date(),
+      });
+      const evidence = [{ conclusionType: 'differential' as const, conclusionCode: 'otitis_externa', evidenceKind: 'complaint', evidenceRef: 'complaint', finding: 'head_shaking', detail: { text: 'shaking his head' }, weight: 1.2 }];
+      const provenance = { agents: { intake: '1.0.0' }, kbVersion: '1.0.0+test', chainDigest: 'd', chain: [], requestId: 'r', sessionId: 'cs_x', recordedAt: new Date() };
+      const good = uuidv7();
+      await store.inClinic(a, (tx) => tx.insertDiagnosis(diagnosis(good), evidence, provenance));
+      const trace = await store.inClinic(a, (tx) => tx.diagnosisTrace(good));
+      assert.equal(trace?.evidence[0]?.weight, 1.2);
+      assert.equal(await store.inClinic(b, (tx) => tx.getDiagnosis(good)), null);
+      const bad = uuidv7();
+      // The provenance row violates NOT NULL after the report and evidence were written.
+      await assert.rejects(store.inClinic(a, (tx) => tx.insertDiagnosis(diagnosis(bad), evidence, { ...provenance, requestId: null as unknown as string })));
+      const left = await h.db.query<{ n: number }>('SELECT (SELECT count(*) FROM diagnoses WHERE id = $1) + (SELECT count(*) FROM diagnosis_evidence WHERE diagnosis_id = $1) AS n', [bad]);
+      assert.equal(Number(left[0]!.n), 0);
+    });
+
     it("isolates clinics: another clinic's record is invisible through the store", async () => {
       const id = await newOwner(a);
       assert.equal(await store.inClinic(b, (tx) => tx.getRecord('owner', id)), null);

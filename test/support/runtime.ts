@@ -18,7 +18,7 @@ export interface TestRuntime {
 
 export async function startRuntime(db: SqlExecutor, env: Record<string, string> = {}): Promise<TestRuntime> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agenticpet-test-'));
-  const config = loadConfig({ AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', AGENTICPET_KNOWLEDGE_DIR: process.env.AGENTICPET_KNOWLEDGE_DIR ?? '', ...env });
   const runtime = await buildRuntime(config, db, createLogger('silent'));
   return {
     runtime,

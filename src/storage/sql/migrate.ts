@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SqlExecutor } from './executor.js';
 import records from './migrations/0001_records.js';
+import diagnoses from './migrations/0002_diagnoses.js';
 
 export interface Migration {
   version: number;
@@ -9,7 +10,10 @@ export interface Migration {
 }
 
 /** Forward-only, in order. Never edit a migration that has shipped: add the next one. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'records', sql: records }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'records', sql: records },
+  { version: 2, name: 'diagnoses', sql: diagnoses },
+];
 
 // Any fixed 64-bit number shared by every instance; it names the migration lock.
 const MIGRATION_LOCK_KEY = 7_240_611_902_311;

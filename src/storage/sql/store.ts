@@ -10,9 +10,12 @@ import type {
   AuditVerification,
   ClinicalStore,
   ClinicalTx,
+  DiagnosisRecord,
+  EvidenceLink,
   Page,
   PatientFilter,
   Principal,
+  ProvenanceRecord,
   RequestContext,
   ResourceType,
   StoredApiKey,
@@ -25,6 +28,7 @@ import type {
 import type { Role } from '../../clinical/schemas.js';
 import { AuditWriter, verifyAuditChains } from './audit-chain.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import * as diagnosisSql from './diagnoses.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
 type Columns = Record<string, unknown>;
@@ -269,6 +273,22 @@ class SqlClinicalTx implements ClinicalTx {
       }),
     );
     return page(events, filter.limit, (last) => [last.occurredAt.toISOString(), last.id]);
+  }
+
+  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord): Promise<void> {
+    return diagnosisSql.insertDiagnosis(this.tx, this.clinicId, d, evidence, provenance);
+  }
+
+  getDiagnosis(id: string): Promise<DiagnosisRecord | null> {
+    return diagnosisSql.getDiagnosis(this.tx, this.clinicId, id);
+  }
+
+  listDiagnoses(patientId: string, limit: number, cursor?: string): Promise<Page<DiagnosisRecord>> {
+    return diagnosisSql.listDiagnoses(this.tx, this.clinicId, patientId, limit, cursor);
+  }
+
+  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null> {
+    return diagnosisSql.diagnosisTrace(this.tx, this.clinicId, id);
   }
 
   async findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null> {

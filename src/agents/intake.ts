@@ -1,0 +1,213 @@
+/**
+ * Intake: the owner's words and the clinician's structured signs and vitals, turned into
+ * findings. Phrases come from the knowledge base (names, synonyms, lay terms, misspellings);
+ * negation ("no vomiting", "hasn't vomited") and durations ("for 3 days") are read from the
+ * clause around each phrase.
+ */
+import type { KnowledgeBase } from '../knowledge/load.js';
+import type { KbSpecies } from '../knowledge/model.js';
+import type { CaseInput, FindingEvidence, IntakeOutput } from './types.js';
+
+export const INTAKE_VERSION = '1.0.0';
+
+interface Token {
+  /** Stemmed, for vocabulary matching. */
+  word: string;
+  /** Lower-case with apostrophes dropped, for negation and durations. */
+  raw: string;
+  start: number;
+  end: number;
+}
+
+interface Phrase {
+  code: string;
+  words: string[];
+}
+
+const NEGATIONS = new Set([
+  'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
+  'didnt', 'doesnt', 'dont', 'wont', 'cant', 'cannot', 'nothing', 'negative',
+]);
+// Words that end a negation's reach inside a sentence.
+const SCOPE_BREAKS = new Set(['but', 'however', 'although', 'though', 'except', 'yet', 'now', 'apart', 'still', 'and then']);
+const NEGATION_WINDOW = 5;
+
+const NUMBERS: Record<string, number> = { a: 1, an: 1, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, couple: 2, few: 3, several: 4 };
+const UNIT_DAYS: Record<string, number> = { minute: 1 / 1440, hour: 1 / 24, day: 1, night: 1, week: 7, month: 30, year: 365 };
+
+const IRREGULAR: Record<string, string> = {
+  been: 'be', being: 'be', was: 'be', is: 'be', were: 'be', are: 'be', ate: 'eat', eaten: 'eat', drank: 'drink', drunk: 'drink', threw: 'throw', thrown: 'throw',
+  got: 'get', gotten: 'get', bit: 'bite', bitten: 'bite', fell: 'fall', fallen: 'fall', hit: 'hit', ran: 'run', swallowed: 'swallow', brought: 'bring', chewed: 'chew',
+};
+
+/**
+ * Lower-case, apostrophes dropped, and a light stem (irregular verbs, -ing, -ed, -es, -s) so
+ * "been sick" meets "being sick" and "scratches" meets "scratching". Numbers pass through.
+ */
+function plain(w: string): string {
+  return w.toLowerCase().replace(/[’'`]/g, '');
+}
+
+function normaliseWord(w: string): string {
+  const word = plain(w);
+  const irregular = IRREGULAR[word];
+  if (irregular !== undefined) return irregular;
+  if (word.length > 5 && word.endsWith('ing')) return word.slice(0, -3).replace(/(.)\1$/, '$1');
+  if (word.length > 4 && word.endsWith('ied')) return `${word.slice(0, -3)}y`;
+  if (word.length > 4 && word.endsWith('ed')) return word.slice(0, -2).replace(/(.)\1$/, '$1');
+  if (word.length > 4 && /(ss|sh|ch|x)es$/.test(word)) return word.slice(0, -2);
+  if (word.length > 3 && word.endsWith('s') && !word.endsWith('ss') && !word.endsWith('us') && !word.endsWith('is')) return word.slice(0, -1);
+  return word;
+}
+
+export function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?]/g)) {
+    const word = normaliseWord(m[0]);
+    if (word !== '') tokens.push({ word, raw: plain(m[0]), start: m.index!, end: m.index! + m[0].length });
+  }
+  return tokens;
+}
+
+/** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
+export class Lexicon {
+  private readonly byFirst = new Map<string, Phrase[]>();
+  /** Single words of 7+ letters, for one-typo matching of words the vocabulary lacks. */
+  private readonly longWords = new Map<string, string>();
+
+  constructor(kb: KnowledgeBase) {
+    for (const f of kb.findings.values()) {
+      const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
+      for (const term of terms) {
+        const words = tokenize(term).map((t) => t.word).filter((w) => !/^[.;!?]$/.test(w));
+        if (words.length === 0) continue;
+        const list = this.byFirst.get(words[0]!) ?? [];
+        if (!list.some((p) => p.code === f.code && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words });
+        this.byFirst.set(words[0]!, list);
+        if (words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
+      }
+    }
+    for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
+  }
+
+  /** The longest phrase starting at token i, or an exact long word one edit away. */
+  match(tokens: Token[], i: number): { code: string; length: number } | null {
+    for (const p of this.byFirst.get(tokens[i]!.word) ?? []) {
+      if (p.words.every((w, k) => tokens[i + k]?.word === w)) return { code: p.code, length: p.words.length };
+    }
+    const word = tokens[i]!.word;
+    if (word.length >= 7) {
+      for (const [candidate, code] of this.longWords) {
+        if (Math.abs(candidate.length - word.length) <= 1 && withinOneEdit(word, candidate)) return { code, length: 1 };
+      }
+    }
+    return null;
+  }
+}
+
+/** Damerau-Levenshtein distance ≤ 1 (one insertion, deletion, substitution or transposition). */
+export function withinOneEdit(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  if (a.length === b.length) {
+    if (a.slice(i + 1) === b.slice(i + 1)) return true;
+    return a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2);
+  }
+  return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
+}
+
+function durationIn(tokens: Token[], from: number, to: number): number | undefined {
+  for (let i = from; i < to; i++) {
+    const w = tokens[i]!.raw;
+    if (w === 'since') {
+      const next = tokens.slice(i + 1, i + 3).map((t) => t.raw).join(' ');
+      if (/^(this morning|last night|today|tonight)/.test(next)) return 0.5;
+      if (/^yesterday/.test(next)) return 1;
+    }
+    const n = /^\d+$/.test(w) ? Number(w) : NUMBERS[w];
+    if (n === undefined) continue;
+    let j = i + 1;
+    if (tokens[j]?.raw === 'of') j++;
+    const unit = tokens[j]?.raw.replace(/s$/, '');
+    if (unit !== undefined && UNIT_DAYS[unit] !== undefined) return n * UNIT_DAYS[unit]!;
+  }
+  return undefined;
+}
+
+export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'>): IntakeOutput {
+  const found: FindingEvidence[] = [];
+  const tokens = tokenize(input.complaint);
+  // Sentences bound both negation and durations.
+  const sentenceEnds: number[] = [];
+  tokens.forEach((t, i) => /^[.;!?]$/.test(t.raw) && sentenceEnds.push(i));
+  sentenceEnds.push(tokens.length);
+  let sentenceStart = 0;
+  for (const end of sentenceEnds) {
+    const matches: Array<{ code: string; at: number; length: number }> = [];
+    for (let i = sentenceStart; i < end; ) {
+      const m = lexicon.match(tokens, i);
+      if (m === null || i + m.length > end) {
+        i++;
+        continue;
+      }
+      matches.push({ code: m.code, at: i, length: m.length });
+      i += m.length;
+    }
+    const duration = durationIn(tokens, sentenceStart, end);
+    for (const m of matches) {
+      let negated = false;
+      for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
+        const w = tokens[k]!.raw;
+        if (SCOPE_BREAKS.has(w)) break;
+        if (NEGATIONS.has(w)) {
+          negated = true;
+          break;
+        }
+      }
+      const first = tokens[m.at]!;
+      const last = tokens[m.at + m.length - 1]!;
+      found.push({
+        code: m.code,
+        present: !negated,
+        source: { kind: 'complaint', ref: 'complaint', text: input.complaint.slice(first.start, last.end), start: first.start, end: last.end },
+        ...(duration !== undefined && !negated ? { durationDays: duration } : {}),
+      });
+    }
+    sentenceStart = end + 1;
+  }
+  for (const s of input.signs) {
+    found.push({ code: s.code, present: s.present, source: s.observationId ? { kind: 'observation', ref: s.observationId, value: s.present } : { kind: 'sign', ref: s.code, value: s.present } });
+  }
+  found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}));
+  return { findings: mergeFindings(found) };
+}
+
+function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>): FindingEvidence[] {
+  const out: FindingEvidence[] = [];
+  for (const p of kb.vitals.parameters) {
+    const value = vitals[p.code];
+    if (value === undefined) continue;
+    const range = p[species];
+    const source = sources[p.code] ? { kind: 'observation' as const, ref: sources[p.code]!, value, unit: p.unit } : { kind: 'vital' as const, ref: p.code, value, unit: p.unit };
+    if (range.high !== null && value > range.high && p.derivedFindings?.high) out.push({ code: p.derivedFindings.high, present: true, source });
+    if (range.low !== null && value < range.low && p.derivedFindings?.low) out.push({ code: p.derivedFindings.low, present: true, source });
+  }
+  if (vitals.mucousMembranes !== undefined) {
+    const mm = kb.vitals.mucousMembranes.find((m) => m.value === vitals.mucousMembranes);
+    const source = sources.mucousMembranes ? { kind: 'observation' as const, ref: sources.mucousMembranes, value: vitals.mucousMembranes } : { kind: 'vital' as const, ref: 'mucousMembranes', value: vitals.mucousMembranes };
+    for (const code of mm?.findings ?? []) out.push({ code, present: true, source });
+  }
+  return out;
+}
+
+/** One entry per finding: present wins over absent (a sign can be absent yesterday and present today). */
+export function mergeFindings(list: FindingEvidence[]): FindingEvidence[] {
+  const byCode = new Map<string, FindingEvidence>();
+  for (const f of list) {
+    const seen = byCode.get(f.code);
+    if (seen === undefined || (!seen.present && f.present)) byCode.set(f.code, f);
+  }
+  return [...byCode.values()];
+}

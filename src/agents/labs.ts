@@ -1,0 +1,102 @@
+/**
+ * Labs: each value converted to the knowledge base's US unit, flagged against the species'
+ * reference interval, and turned into findings (azotemia, hyperglycaemia, ...). An analyte the
+ * knowledge base does not know is kept and reported as not interpreted, never dropped.
+ */
+import type { KnowledgeBase } from '../knowledge/load.js';
+import type { Analyte, KbSpecies } from '../knowledge/model.js';
+import type { CaseLab, EvidenceRef, FindingEvidence, LabResult, LabsOutput } from './types.js';
+
+export const LABS_VERSION = '1.0.0';
+
+/** Canonical spelling of a unit, so "µmol/l", "umol/L" and "μmol/L" compare equal. */
+export function normaliseUnit(unit: string): string {
+  return unit
+    .trim()
+    .toLowerCase()
+    .replace(/[µμ]/g, 'u')
+    .replace(/\s+/g, '')
+    .replace(/^iu\/l$/, 'u/l')
+    .replace(/⁹/g, '^9')
+    .replace(/³/g, '^3')
+    .replace(/^(k|thou)\/ul$/, 'x10^3/ul')
+    .replace(/^10\^/, 'x10^')
+    .replace(/^\((ratio)\)$/, '');
+}
+
+function ordinal(analyte: Analyte, value: number | string): number | null {
+  if (analyte.scale === undefined) return null;
+  const key = String(value).trim().toLowerCase().replace(/\s+/g, '');
+  for (const [grade, n] of Object.entries(analyte.scale)) if (grade.toLowerCase() === key) return n;
+  if (typeof value === 'number' && Object.values(analyte.scale).includes(value)) return value;
+  return null;
+}
+
+/** The value in US units, or why it cannot be converted. */
+export function toUS(analyte: Analyte, lab: Pick<CaseLab, 'value' | 'unit'>): { value: number } | { problem: string } {
+  if (analyte.scale !== undefined) {
+    const n = ordinal(analyte, lab.value);
+    return n === null ? { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}` } : { value: n };
+  }
+  if (typeof lab.value !== 'number' || !Number.isFinite(lab.value)) return { problem: `a ${analyte.name} result must be a number` };
+  const unit = normaliseUnit(lab.unit);
+  const us = normaliseUnit(analyte.unitUS);
+  const si = normaliseUnit(analyte.unitSI);
+  if (unit === us || (unit === '' && us === '')) return { value: lab.value };
+  if (unit === si && analyte.siFactor !== null) return { value: lab.value / analyte.siFactor };
+  return { problem: `unit "${lab.unit}" cannot be converted for ${analyte.analyte}; use ${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}` };
+}
+
+/** Units that cannot be converted, as field problems; checked before any agent runs. */
+export function labUnitProblems(kb: KnowledgeBase, labs: CaseLab[]): Array<{ field: string; problem: string }> {
+  const problems: Array<{ field: string; problem: string }> = [];
+  labs.forEach((lab, i) => {
+    const analyte = kb.analytes.get(lab.analyte);
+    if (analyte === undefined) return;
+    const converted = toUS(analyte, lab);
+    if ('problem' in converted) problems.push({ field: `labs[${i}]`, problem: converted.problem });
+  });
+  return problems;
+}
+
+export function runLabs(kb: KnowledgeBase, species: KbSpecies, labs: CaseLab[]): LabsOutput {
+  const results: LabResult[] = [];
+  const findings: FindingEvidence[] = [];
+  const notInterpreted: LabsOutput['notInterpreted'] = [];
+  for (const lab of labs) {
+    const analyte = kb.analytes.get(lab.analyte);
+    if (analyte === undefined) {
+      notInterpreted.push({ analyte: lab.analyte, reason: 'not in the knowledge base; kept with the case, not interpreted' });
+      continue;
+    }
+    const interval = analyte[species];
+    if (interval === undefined) {
+      notInterpreted.push({ analyte: lab.analyte, reason: `no ${species} reference interval in the knowledge base` });
+      continue;
+    }
+    const converted = toUS(analyte, lab);
+    if ('problem' in converted) {
+      notInterpreted.push({ analyte: lab.analyte, reason: converted.problem });
+      continue;
+    }
+    const v = converted.value;
+    const flag: LabResult['flag'] = interval.low !== null && v < interval.low ? 'low' : interval.high !== null && v > interval.high ? 'high' : 'normal';
+    results.push({
+      analyte: analyte.analyte,
+      name: analyte.name,
+      value: lab.value,
+      unit: lab.unit,
+      valueUS: Math.round(v * 1000) / 1000,
+      flag,
+      interval: { low: interval.low, high: interval.high, unit: analyte.unitUS, source: interval.source ?? `estimate: ${interval.basis ?? ''}` },
+      ...(lab.observationId ? { observationId: lab.observationId } : {}),
+    });
+    const source: EvidenceRef = lab.observationId
+      ? { kind: 'observation', ref: lab.observationId, value: lab.value, unit: lab.unit }
+      : { kind: 'lab', ref: analyte.analyte, value: lab.value, unit: lab.unit };
+    const derived = flag === 'low' ? analyte.derivedFindings?.low : flag === 'high' ? analyte.derivedFindings?.high : undefined;
+    if (derived !== undefined) findings.push({ code: derived, present: true, source });
+    for (const band of analyte.bands ?? []) if (v >= band.min && v <= band.max) findings.push({ code: band.finding, present: true, source });
+  }
+  return { results, findings, notInterpreted };
+}

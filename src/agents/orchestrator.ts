@@ -1,0 +1,197 @@
+/**
+ * The orchestrator runs the agents as a DAG: intake and labs in parallel, then the
+ * differential, then triage and plan in parallel, then the narrative. Each agent has a time
+ * budget; one that fails or runs out of time degrades the answer (with a warning in it, and a
+ * fail-safe where safety depends on it) instead of failing the request. Every step is recorded
+ * (agent, version, input digest, output) for the reasoning chain.
+ */
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
+import { canonicalJson } from '../clinical/canonical-json.js';
+import type { AgentMessage, ChainStep } from '../clinical/sessions.js';
+import type { KnowledgeBase } from '../knowledge/load.js';
+import type { KbSpecies } from '../knowledge/model.js';
+import { DIFFERENTIAL_VERSION, DifferentialModel } from './differential.js';
+import { INTAKE_VERSION, Lexicon, mergeFindings, runIntake } from './intake.js';
+import { LABS_VERSION, runLabs } from './labs.js';
+import { NARRATIVE_VERSION, runNarrative, type LlmClient } from './narrative.js';
+import { PLAN_VERSION, runPlan } from './plan.js';
+import { runTriage, TRIAGE_VERSION } from './triage.js';
+import type { CaseInput, DifferentialOutput, FindingEvidence, IntakeOutput, LabsOutput, NarrativeOutput, PlanOutput, TriageOutput } from './types.js';
+
+export const AGENT_VERSIONS = {
+  intake: INTAKE_VERSION,
+  labs: LABS_VERSION,
+  differential: DIFFERENTIAL_VERSION,
+  triage: TRIAGE_VERSION,
+  plan: PLAN_VERSION,
+  narrative: NARRATIVE_VERSION,
+} as const;
+export type AgentName = keyof typeof AGENT_VERSIONS;
+
+export interface Budgets {
+  /** Milliseconds per agent; the narrative's also bounds an LLM call. */
+  default: number;
+  narrative: number;
+}
+
+/** The agents of one species on one knowledge-base version: built once, shared by all requests. */
+export interface AgentSuite {
+  kb: KnowledgeBase;
+  species: KbSpecies;
+  lexicon: Lexicon;
+  differential: DifferentialModel;
+  findingNames: Record<string, string>;
+}
+
+export class AgentRegistry {
+  private readonly suites = new LRUCache<string, AgentSuite>({ max: 16 });
+  private lexicon: { version: string; value: Lexicon } | undefined;
+
+  constructor(
+    readonly kb: KnowledgeBase,
+    readonly llm: LlmClient | null,
+    readonly budgets: Budgets,
+  ) {}
+
+  suite(species: KbSpecies): AgentSuite {
+    const key = `${species}@${this.kb.version}`;
+    let suite = this.suites.get(key);
+    if (suite === undefined) {
+      if (this.lexicon?.version !== this.kb.version) this.lexicon = { version: this.kb.version, value: new Lexicon(this.kb) };
+      suite = {
+        kb: this.kb,
+        species,
+        lexicon: this.lexicon.value,
+        differential: new DifferentialModel(species, this.kb.conditions[species], new Set([...this.kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code))),
+        findingNames: Object.fromEntries([...this.kb.findings.values()].map((f) => [f.code, f.name])),
+      };
+      this.suites.set(key, suite);
+    }
+    return suite;
+  }
+}
+
+export interface Outputs {
+  intake?: IntakeOutput;
+  labs?: LabsOutput;
+  differential?: DifferentialOutput;
+  triage?: TriageOutput;
+  plan?: PlanOutput;
+  narrative?: NarrativeOutput;
+}
+
+export interface OrchestratorResult {
+  outputs: Outputs;
+  findings: FindingEvidence[];
+  steps: ChainStep[];
+  messages: AgentMessage[];
+  warnings: string[];
+  chainDigest: string;
+}
+
+interface Node<K extends AgentName> {
+  name: K;
+  deps: AgentName[];
+  input: (o: Outputs) => unknown;
+  run: (input: never) => Outputs[K] | Promise<Outputs[K] & { warning?: string }>;
+  /** What the answer uses when the agent fails; undefined leaves that part out. */
+  fallback?: () => Outputs[K];
+}
+
+const digest = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('hex');
+
+class BudgetExceeded extends Error {}
+
+export interface OrchestrateOptions {
+  onStep?: (step: ChainStep) => void;
+  /** Replaces agents' run functions (fault-injection in tests: a failing or slow agent). */
+  overrides?: Partial<Record<AgentName, (input: never) => unknown>>;
+}
+
+export async function orchestrate(registry: AgentRegistry, input: CaseInput, opts: OrchestrateOptions = {}): Promise<OrchestratorResult> {
+  const { onStep, overrides = {} } = opts;
+  const suite = registry.suite(input.species);
+  const { kb } = suite;
+  const findingsOf = (o: Outputs) => mergeFindings([...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])]);
+  const nodes: Array<Node<AgentName>> = [
+    { name: 'intake', deps: [], input: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
+    { name: 'labs', deps: [], input: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
+    {
+      name: 'differential',
+      deps: ['intake', 'labs'],
+      input: (o) => ({ breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, findings: findingsOf(o) }),
+      run: (i: CaseInput & { findings: FindingEvidence[] }) => suite.differential.run(i, i.findings),
+    },
+    {
+      name: 'triage',
+      deps: ['intake', 'labs', 'differential'],
+      input: (o) => ({ vitals: input.vitals, findings: findingsOf(o), differential: o.differential }),
+      run: (i: { vitals: CaseInput['vitals']; findings: FindingEvidence[]; differential?: DifferentialOutput }) => runTriage(kb, input.species, i.vitals, i.findings, i.differential),
+      // Fail safe: without a triage, the case is treated as an emergency until a person has looked.
+      fallback: () => ({ level: 'emergency', reasons: [{ level: 'emergency', reason: 'Automatic triage unavailable: treat as an emergency until assessed by a veterinarian' }] }),
+    },
+    {
+      name: 'plan',
+      deps: ['intake', 'labs', 'differential'],
+      input: (o) => ({ species: input.species, weightKg: input.weightKg, ageYears: input.ageYears, treatments: input.treatments, findings: findingsOf(o), differential: o.differential }),
+      run: (i: Parameters<typeof runPlan>[1] & { findings: FindingEvidence[]; differential?: DifferentialOutput }) => runPlan(kb, i, i.findings, i.differential),
+    },
+    {
+      name: 'narrative',
+      deps: ['triage', 'plan'],
+      input: (o) => ({ patient: { species: input.species, breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, weightKg: input.weightKg }, findings: findingsOf(o), findingNames: suite.findingNames, labs: o.labs, triage: o.triage, differential: o.differential, plan: o.plan }),
+      run: (i: Parameters<typeof runNarrative>[0]) => runNarrative(i, registry.llm, registry.budgets.narrative),
+    },
+  ];
+
+  const outputs: Outputs = {};
+  const steps: ChainStep[] = [];
+  const messages: AgentMessage[] = [];
+  const warnings: string[] = [];
+  const done = new Set<AgentName>();
+
+  const runNode = async (node: Node<AgentName>): Promise<void> => {
+    const agentInput = node.input(outputs);
+    const budget = node.name === 'narrative' ? registry.budgets.narrative + 50 : registry.budgets.default;
+    const started = performance.now();
+    let status: ChainStep['status'] = 'ok';
+    let output: unknown;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        Promise.resolve().then(() => (overrides[node.name] ?? node.run)(agentInput as never)),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BudgetExceeded()), budget))),
+      ]);
+      const { warning, ...rest } = (result ?? {}) as { warning?: string };
+      if (warning) warnings.push(warning);
+      output = rest;
+      (outputs as Record<string, unknown>)[node.name] = rest;
+    } catch (err) {
+      status = err instanceof BudgetExceeded ? 'timeout' : 'failed';
+      warnings.push(`${node.name} agent ${status === 'timeout' ? `did not finish within ${budget} ms` : `failed (${(err as Error).message})`}: ${node.fallback ? 'a fail-safe answer was used' : 'that part of the answer is missing'}`);
+      const fallback = node.fallback?.();
+      if (fallback !== undefined) (outputs as Record<string, unknown>)[node.name] = fallback;
+      output = fallback ?? null;
+    } finally {
+      clearTimeout(timer);
+    }
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (status === 'ok' && durationMs > budget) warnings.push(`${node.name} agent took ${Math.round(durationMs)} ms, over its ${budget} ms budget`);
+    const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: digest(agentInput), status, durationMs, at: new Date().toISOString(), output };
+    steps.push(step);
+    for (const dep of node.deps) messages.push({ from: dep, to: node.name, kind: 'output', at: step.at, body: { inputDigest: step.inputDigest } });
+    done.add(node.name);
+    onStep?.(step);
+  };
+
+  while (done.size < nodes.length) {
+    const ready = nodes.filter((n) => !done.has(n.name) && n.deps.every((d) => done.has(d)));
+    await Promise.all(ready.map(runNode));
+  }
+  for (const n of outputs.labs?.notInterpreted ?? []) warnings.push(`Lab ${n.analyte} not interpreted: ${n.reason}`);
+  if (input.mediaIds.length > 0) warnings.push(`${input.mediaIds.length} media item(s) attached to the case; images are stored and linked but not interpreted`);
+  const chainDigest = digest(steps.map((s) => [s.agent, s.agentVersion, s.inputDigest, s.status, digest(s.output)]));
+  return { outputs, findings: findingsOf(outputs), steps, messages, warnings, chainDigest };
+}

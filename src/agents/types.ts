@@ -1,0 +1,156 @@
+/** The typed case the agents work on, and the evidence they pass between them. */
+import type { KbSpecies, Urgency } from '../knowledge/model.js';
+
+/** Where a piece of evidence came from, so every conclusion can be traced back to it. */
+export interface EvidenceRef {
+  kind: 'complaint' | 'sign' | 'vital' | 'lab' | 'observation' | 'media' | 'signalment';
+  /** Observation or media id, lab analyte, vital name, sign code or "complaint". */
+  ref: string;
+  /** The complaint phrase as written, or a rendering of the value. */
+  text?: string;
+  start?: number;
+  end?: number;
+  value?: number | string | boolean;
+  unit?: string;
+}
+
+export interface FindingEvidence {
+  code: string;
+  present: boolean;
+  source: EvidenceRef;
+  durationDays?: number;
+}
+
+export interface CaseVitals {
+  temperatureC?: number;
+  heartRate?: number;
+  respiratoryRate?: number;
+  mucousMembranes?: 'pink' | 'pale' | 'white' | 'injected' | 'cyanotic' | 'icteric' | 'brick-red';
+  crtSeconds?: number;
+  weightKg?: number;
+}
+
+export interface CaseLab {
+  analyte: string;
+  value: number | string;
+  unit: string;
+  /** Observation id when the value came from a stored observation. */
+  observationId?: string;
+}
+
+export interface CaseInput {
+  species: KbSpecies;
+  breed: string | null;
+  ageYears: number | null;
+  sex: 'male' | 'female' | 'unknown';
+  neutered: boolean | null;
+  weightKg: number | null;
+  complaint: string;
+  /** Structured findings: codes the clinician ticked (present) or ruled out. */
+  signs: Array<{ code: string; present: boolean; observationId?: string }>;
+  vitals: CaseVitals;
+  /** Observation ids the vitals came from, by vital name. */
+  vitalSources?: Partial<Record<keyof CaseVitals, string>>;
+  labs: CaseLab[];
+  mediaIds: string[];
+  /** Drug codes the clinician is considering; the plan checks them for safety. */
+  treatments: string[];
+}
+
+export interface IntakeOutput {
+  findings: FindingEvidence[];
+}
+
+export interface LabResult {
+  analyte: string;
+  name: string;
+  value: number | string;
+  unit: string;
+  /** The value in the knowledge base's US unit (ordinal grade for dipstick results). */
+  valueUS: number;
+  flag: 'low' | 'normal' | 'high';
+  interval: { low: number | null; high: number | null; unit: string; source: string };
+  observationId?: string;
+}
+
+export interface LabsOutput {
+  results: LabResult[];
+  findings: FindingEvidence[];
+  notInterpreted: Array<{ analyte: string; reason: string }>;
+}
+
+export interface EvidenceWeight {
+  finding: string;
+  present: boolean;
+  source: EvidenceRef;
+  /** Natural log of the likelihood ratio this item contributed: > 0 supports, < 0 argues against. */
+  weight: number;
+}
+
+export interface Differential {
+  code: string;
+  name: string;
+  urgency: Urgency;
+  probability: number;
+  evidence: EvidenceWeight[];
+}
+
+export interface DifferentialOutput {
+  differentials: Differential[];
+  /** How many conditions of the species were scored. */
+  considered: number;
+}
+
+export type TriageLevel = 'emergency' | 'urgent' | 'routine' | 'self-care';
+
+export interface TriageReason {
+  level: TriageLevel;
+  reason: string;
+  source?: EvidenceRef;
+  /** A knowledge-base source id or basis for the rule. */
+  basis?: string;
+}
+
+export interface TriageOutput {
+  level: TriageLevel;
+  reasons: TriageReason[];
+}
+
+export interface DoseSuggestion {
+  route: string;
+  frequency: string;
+  indication: string;
+  perKg: { min: number; max: number; unit: string } | null;
+  /** For this patient's weight, when known. */
+  total: { min: number; max: number; unit: string } | null;
+  source: string;
+}
+
+export interface TreatmentOption {
+  drug: string;
+  name: string;
+  role: string;
+  forCondition: string | null;
+  doses: DoseSuggestion[];
+  cautions: string[];
+}
+
+export interface BlockedOption {
+  drug: string;
+  name: string;
+  reason: string;
+  because: string;
+  source: string;
+}
+
+export interface PlanOutput {
+  tests: Array<{ test: string; forConditions: string[] }>;
+  treatments: TreatmentOption[];
+  blocked: BlockedOption[];
+  nonDrug: string[];
+}
+
+export interface NarrativeOutput {
+  text: string;
+  generator: 'template' | 'llm';
+}

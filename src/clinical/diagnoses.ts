@@ -1,0 +1,255 @@
+/**
+ * Diagnoses: assemble the case, run the agents, keep their working state in the session tier,
+ * and persist the report, an evidence link for every conclusion, the provenance and the audit
+ * event in ONE transaction. A report is explainable from the persistent tier alone.
+ */
+import { randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { AGENT_VERSIONS, orchestrate, type AgentRegistry, type OrchestratorResult } from '../agents/orchestrator.js';
+import type { CaseInput } from '../agents/types.js';
+import type { KnowledgeBase } from '../knowledge/load.js';
+import { checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
+import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
+import { NotFoundError, UnprocessableError } from './errors.js';
+import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
+import type { DiagnosisRecord, EvidenceLink, Page, RequestContext } from './ports.js';
+import { RecordsService } from './records.js';
+import type { ChainStep, TrackedSessions } from './sessions.js';
+
+export interface DiagnosisOptions {
+  idem?: Idempotency;
+  onStep?: (step: ChainStep) => void;
+}
+
+export interface DiagnosisOutcome {
+  response: Replayable;
+  /** The session tier was unreachable and in-process state was used instead. */
+  sessionDegraded: boolean;
+}
+
+export function newSessionId(): string {
+  return `cs_${randomBytes(16).toString('base64url')}`;
+}
+
+interface Assembled {
+  input: CaseInput;
+  patientId: string | null;
+  encounterId: string | null;
+}
+
+export class DiagnosesService {
+  constructor(
+    private readonly ops: Operations,
+    private readonly registry: AgentRegistry,
+    private readonly sessions: () => TrackedSessions,
+    readonly sessionTtlSeconds: number,
+  ) {}
+
+  get knowledge(): KnowledgeBase {
+    return this.registry.kb;
+  }
+
+  /** The case from the request plus, with patientId/encounterId, the stored patient and observations. */
+  async assemble(ctx: RequestContext, req: { patientId?: string; patient?: PatientFacts; encounterId?: string }, parts: CaseFieldsInput[]): Promise<Assembled> {
+    const kb = this.registry.kb;
+    requireOnePatient(req);
+    parts.forEach((p) => checkCaseFields(kb, p));
+    let facts: PatientFacts = req.patient ?? { species: '' };
+    let base: ReturnType<typeof fromObservations> = { signs: [], vitals: {}, vitalSources: {}, labs: [] };
+    const mediaIds = [...new Set(parts.flatMap((p) => p.mediaIds ?? []))];
+    if (req.patientId !== undefined || req.encounterId !== undefined || mediaIds.length > 0) {
+      await this.ops.run(ctx, { action: 'read', entityType: 'patient', entityId: req.patientId ?? null, detail: { purpose: 'diagnosis' } }, async (tx) => {
+        if (req.patientId !== undefined) facts = patientFactsFromRecord(await RecordsService.live(tx, 'patient', req.patientId, 'Patient'));
+        if (req.encounterId !== undefined) {
+          const enc = await RecordsService.live(tx, 'encounter', req.encounterId, 'Encounter');
+          if (req.patientId !== undefined && (enc.content as { patientId: string }).patientId !== req.patientId) {
+            throw new UnprocessableError('invalid-reference', 'encounterId belongs to another patient', { field: 'encounterId' });
+          }
+          const observations = [];
+          let cursor: string | undefined;
+          do {
+            const page = await tx.listChildren('observation', req.encounterId, 200, cursor);
+            observations.push(...page.items);
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor !== undefined);
+          base = fromObservations(kb, observations);
+        }
+        for (const id of mediaIds) {
+          await RecordsService.live(tx, 'media', id, 'Media').catch((err: unknown) => {
+            throw err instanceof NotFoundError ? new UnprocessableError('invalid-reference', `mediaIds: ${id} does not name media of this clinic`, { field: 'mediaIds' }) : err;
+          });
+        }
+      });
+    }
+    const species = checkSpecies(kb, facts.species, req.patientId !== undefined ? 'patient species' : 'patient.species');
+    const merged = mergeCase(base, parts);
+    checkCaseFields(kb, { labs: merged.labs.map((l) => ({ analyte: l.analyte, value: l.value, unit: l.unit })) });
+    return {
+      patientId: req.patientId ?? null,
+      encounterId: req.encounterId ?? null,
+      input: {
+        species,
+        breed: facts.breed ?? null,
+        ageYears: facts.ageYears ?? null,
+        sex: facts.sex ?? 'unknown',
+        neutered: facts.neutered ?? null,
+        weightKg: merged.vitals.weightKg ?? facts.weightKg ?? null,
+        ...merged,
+      },
+    };
+  }
+
+  /** POST /v1/diagnoses: one shot. */
+  async diagnose(ctx: RequestContext, req: DiagnosisRequest, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
+    requireWriter(ctx);
+    const { patientId, patient, encounterId, consultationId, ...fields } = req;
+    const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields]);
+    return this.run(ctx, assembled, consultationId ?? null, opts);
+  }
+
+  /** Runs the agents on an assembled case and persists the result; shared with consultations. */
+  async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
+    const sessions = this.sessions();
+    const ttl = this.sessionTtlSeconds;
+    const sessionId = consultationId ?? newSessionId();
+    const now = new Date().toISOString();
+    if (consultationId === null) {
+      await sessions.create({ id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl);
+    }
+    const result = await orchestrate(this.registry, assembled.input, { onStep: opts.onStep });
+    const written = await sessions.write(
+      ctx.principal.clinicId,
+      sessionId,
+      { steps: result.steps, messages: result.messages, results: Object.fromEntries(Object.entries(result.outputs)) },
+      ttl,
+    );
+    if (!written) throw new NotFoundError('Consultation', sessionId);
+    const id = uuidv7();
+    const createdAt = new Date();
+    const diagnosis = this.report(id, createdAt, ctx, assembled, sessionId, result, sessions.kind, sessions.degraded);
+    const response = await this.ops.create(ctx, { action: 'create', entityType: 'diagnosis', entityId: null }, opts.idem, async (tx, draft) => {
+      draft.entityId = id;
+      if (assembled.patientId !== null) draft.detail = { patientId: assembled.patientId };
+      const record: DiagnosisRecord = {
+        id,
+        patientId: assembled.patientId,
+        encounterId: assembled.encounterId,
+        consultationId: sessionId,
+        species: assembled.input.species,
+        triageLevel: diagnosis.triage.level,
+        topCondition: diagnosis.differentials[0]?.code ?? null,
+        kbVersion: this.registry.kb.version,
+        input: assembled.input,
+        report: diagnosis,
+        createdAt,
+      };
+      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input), {
+        agents: { ...AGENT_VERSIONS },
+        kbVersion: this.registry.kb.version,
+        chainDigest: result.chainDigest,
+        chain: result.steps.map((s) => ({ seq: s.seq, agent: s.agent, agentVersion: s.agentVersion, inputDigest: s.inputDigest, status: s.status, durationMs: s.durationMs, at: s.at })),
+        requestId: ctx.requestId,
+        sessionId,
+        recordedAt: createdAt,
+      });
+      return { status: 201, body: diagnosis, location: `/v1/diagnoses/${id}` };
+    });
+    return { response, sessionDegraded: sessions.degraded };
+  }
+
+  private report(id: string, createdAt: Date, ctx: RequestContext, a: Assembled, sessionId: string, r: OrchestratorResult, storeKind: string, degraded: boolean): Diagnosis {
+    const o = r.outputs;
+    return {
+      id,
+      createdAt: createdAt.toISOString(),
+      patientId: a.patientId,
+      encounterId: a.encounterId,
+      consultationId: sessionId,
+      species: a.input.species,
+      triage: o.triage ?? { level: 'emergency', reasons: [] },
+      differentials: o.differential?.differentials ?? [],
+      findings: r.findings,
+      labs: o.labs?.results ?? [],
+      plan: o.plan ?? null,
+      narrative: o.narrative ?? null,
+      warnings: [...r.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
+      provenance: { knowledgeBaseVersion: this.registry.kb.version, agents: { ...AGENT_VERSIONS }, chainDigest: r.chainDigest, requestId: ctx.requestId, sessionStore: degraded ? 'memory-fallback' : storeKind },
+    };
+  }
+
+  get(ctx: RequestContext, id: string): Promise<Diagnosis> {
+    return this.ops.run(ctx, { action: 'read', entityType: 'diagnosis', entityId: id }, async (tx) => {
+      const d = await tx.getDiagnosis(id);
+      if (d === null) throw new NotFoundError('Diagnosis', id);
+      return d.report as Diagnosis;
+    });
+  }
+
+  trace(ctx: RequestContext, id: string) {
+    return this.ops.run(ctx, { action: 'read', entityType: 'diagnosis', entityId: id, detail: { view: 'trace' } }, async (tx) => {
+      const d = await tx.getDiagnosis(id);
+      const t = d === null ? null : await tx.diagnosisTrace(id);
+      if (d === null || t === null) throw new NotFoundError('Diagnosis', id);
+      const conclusions = new Map<string, { type: string; code: string; evidence: unknown[] }>();
+      for (const e of t.evidence) {
+        const key = `${e.conclusionType}:${e.conclusionCode}`;
+        const c = conclusions.get(key) ?? { type: e.conclusionType, code: e.conclusionCode, evidence: [] };
+        c.evidence.push({ kind: e.evidenceKind, ref: e.evidenceRef, finding: e.finding, weight: e.weight, ...e.detail });
+        conclusions.set(key, c);
+      }
+      return {
+        diagnosisId: id,
+        createdAt: d.createdAt.toISOString(),
+        input: d.input,
+        conclusions: [...conclusions.values()],
+        provenance: { ...t.provenance, recordedAt: t.provenance.recordedAt.toISOString() },
+      };
+    });
+  }
+
+  listForPatient(ctx: RequestContext, patientId: string, limit: number, cursor?: string): Promise<Page<Diagnosis>> {
+    return this.ops.run(ctx, { action: 'search', entityType: 'diagnosis', entityId: null, detail: { patientId } }, async (tx) => {
+      await RecordsService.live(tx, 'patient', patientId, 'Patient');
+      const page = await tx.listDiagnoses(patientId, limit, cursor);
+      return { items: page.items.map((d) => d.report as Diagnosis), nextCursor: page.nextCursor };
+    });
+  }
+}
+
+/** An evidence link for every conclusion: each differential, the triage level and each plan item. */
+export function evidenceLinks(r: OrchestratorResult, input: CaseInput): EvidenceLink[] {
+  const links: EvidenceLink[] = [];
+  const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
+    Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
+  for (const d of r.outputs.differential?.differentials ?? []) {
+    for (const e of d.evidence) {
+      links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: e.source.kind, evidenceRef: e.source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(e.source) }, weight: e.weight });
+    }
+    if (d.evidence.length === 0) links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: 'prior', evidenceRef: 'knowledge-base', finding: null, detail: { probability: d.probability, note: 'ranked on prior and signalment alone' }, weight: null });
+  }
+  const top = r.outputs.differential?.differentials[0]?.code;
+  for (const id of input.mediaIds) {
+    links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail: { interpreted: false }, weight: null });
+  }
+  const triage = r.outputs.triage;
+  for (const reason of triage?.reasons ?? []) {
+    links.push({
+      conclusionType: 'triage',
+      conclusionCode: triage!.level,
+      evidenceKind: reason.source?.kind ?? 'rule',
+      evidenceRef: reason.source?.ref ?? 'differential',
+      finding: null,
+      detail: { reasonLevel: reason.level, reason: reason.reason, ...(reason.basis ? { basis: reason.basis } : {}), ...(reason.source ? detailOf(reason.source) : {}) },
+      weight: null,
+    });
+  }
+  const plan = r.outputs.plan;
+  for (const t of plan?.tests ?? []) for (const c of t.forConditions) links.push({ conclusionType: 'plan', conclusionCode: `test:${t.test}`, evidenceKind: 'condition', evidenceRef: c, finding: null, detail: {}, weight: null });
+  for (const t of plan?.treatments ?? []) {
+    links.push({ conclusionType: 'plan', conclusionCode: `treatment:${t.drug}`, evidenceKind: t.forCondition ? 'condition' : 'request', evidenceRef: t.forCondition ?? 'treatments', finding: null, detail: { role: t.role, sources: t.doses.map((d) => d.source) }, weight: null });
+  }
+  for (const b of plan?.blocked ?? []) {
+    links.push({ conclusionType: 'plan', conclusionCode: `blocked:${b.drug}`, evidenceKind: 'knowledge', evidenceRef: b.source, finding: null, detail: { reason: b.reason, because: b.because }, weight: null });
+  }
+  return links;
+}

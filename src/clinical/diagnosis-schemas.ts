@@ -1,0 +1,97 @@
+/** Payloads of diagnoses and consultations: validation, types and OpenAPI from one definition. */
+import { Type, type Static } from '@sinclair/typebox';
+import { Id, Sex, SpeciesCode } from './schemas.js';
+
+const Strict = { additionalProperties: false } as const;
+
+export const MucousMembranes = Type.Union(['pink', 'pale', 'white', 'injected', 'cyanotic', 'icteric', 'brick-red'].map((v) => Type.Literal(v)));
+
+export const Vitals = Type.Object(
+  {
+    temperatureC: Type.Optional(Type.Number({ minimum: 20, maximum: 46 })),
+    heartRate: Type.Optional(Type.Number({ minimum: 0, maximum: 500 })),
+    respiratoryRate: Type.Optional(Type.Number({ minimum: 0, maximum: 300 })),
+    mucousMembranes: Type.Optional(MucousMembranes),
+    crtSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 20 })),
+    weightKg: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 2000 })),
+  },
+  Strict,
+);
+
+export const LabValue = Type.Object(
+  {
+    analyte: Type.String({ pattern: '^[a-z0-9_]{1,40}$', description: 'Lower-case analyte key, e.g. glucose, creatinine, usg' }),
+    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number, or a dipstick grade such as "2+"' }),
+    unit: Type.String({ maxLength: 20, description: 'US or SI unit; empty for unitless values such as usg' }),
+  },
+  Strict,
+);
+
+const FindingCode = Type.String({ pattern: '^[a-z0-9_]{1,64}$' });
+
+export const CaseFields = {
+  complaint: Type.Optional(Type.String({ maxLength: 5000, description: "The owner's complaint in free text; never logged" })),
+  signs: Type.Optional(Type.Array(FindingCode, { maxItems: 100, description: 'Finding codes observed present' })),
+  absentSigns: Type.Optional(Type.Array(FindingCode, { maxItems: 100, description: 'Finding codes checked and absent' })),
+  vitals: Type.Optional(Vitals),
+  labs: Type.Optional(Type.Array(LabValue, { maxItems: 200 })),
+  mediaIds: Type.Optional(Type.Array(Id, { maxItems: 50 })),
+  treatments: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9_]{1,64}$' }), { maxItems: 20, description: 'Drug codes under consideration; the plan checks them for safety' })),
+};
+
+export const InlinePatient = Type.Object(
+  {
+    species: SpeciesCode,
+    breed: Type.Optional(Type.String({ maxLength: 120 })),
+    ageYears: Type.Optional(Type.Number({ minimum: 0, maximum: 80 })),
+    sex: Type.Optional(Sex),
+    neutered: Type.Optional(Type.Boolean()),
+    weightKg: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 2000 })),
+  },
+  Strict,
+);
+
+export const DiagnosisRequest = Type.Object(
+  {
+    patientId: Type.Optional(Id),
+    patient: Type.Optional(InlinePatient),
+    encounterId: Type.Optional(Id),
+    consultationId: Type.Optional(Type.String({ pattern: '^cs_[A-Za-z0-9_-]{22}$' })),
+    ...CaseFields,
+  },
+  { ...Strict, description: 'Give patientId or an inline patient. With encounterId, its observations join the case.' },
+);
+export type DiagnosisRequest = Static<typeof DiagnosisRequest>;
+
+export const ConsultationRequest = Type.Object({ patientId: Type.Optional(Id), patient: Type.Optional(InlinePatient), encounterId: Type.Optional(Id) }, Strict);
+export type ConsultationRequest = Static<typeof ConsultationRequest>;
+export const ConsultationInputs = Type.Object(CaseFields, { ...Strict, minProperties: 1 });
+export type ConsultationInputs = Static<typeof ConsultationInputs>;
+export const ConsultationParams = Type.Object({ id: Type.String({ pattern: '^cs_[A-Za-z0-9_-]{22}$' }) }, Strict);
+
+const Json = Type.Unknown();
+export const Diagnosis = Type.Object({
+  id: Id,
+  createdAt: Type.String({ format: 'date-time' }),
+  patientId: Type.Union([Id, Type.Null()]),
+  encounterId: Type.Union([Id, Type.Null()]),
+  consultationId: Type.Union([Type.String(), Type.Null()]),
+  species: Type.String(),
+  triage: Type.Object({ level: Type.String(), reasons: Type.Array(Json) }),
+  differentials: Type.Array(
+    Type.Object({ code: Type.String(), name: Type.String(), urgency: Type.String(), probability: Type.Number(), evidence: Type.Array(Json) }),
+  ),
+  findings: Type.Array(Json),
+  labs: Type.Array(Json),
+  plan: Type.Union([Json, Type.Null()]),
+  narrative: Type.Union([Type.Object({ text: Type.String(), generator: Type.String() }), Type.Null()]),
+  warnings: Type.Array(Type.String()),
+  provenance: Type.Object({
+    knowledgeBaseVersion: Type.String(),
+    agents: Type.Record(Type.String(), Type.String()),
+    chainDigest: Type.String(),
+    requestId: Type.String(),
+    sessionStore: Type.String(),
+  }),
+});
+export type Diagnosis = Static<typeof Diagnosis>;

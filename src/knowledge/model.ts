@@ -1,0 +1,143 @@
+/**
+ * The shape of the knowledge base as the engine reads it. Files may carry more fields (notes,
+ * bases, sources); these schemas check what the agents depend on, and load.ts checks every
+ * cross-reference, so a broken file fails at start with the file and path named.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Certainty = Type.Union([Type.Literal('cited'), Type.Literal('estimate')]);
+const Sourced = { certainty: Certainty, source: Type.Optional(Type.String()), basis: Type.Optional(Type.String()) };
+const Species = Type.Union([Type.Literal('dog'), Type.Literal('cat')]);
+export type KbSpecies = Static<typeof Species>;
+const Urgency = Type.Union([Type.Literal('emergency'), Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('self-care')]);
+export type Urgency = Static<typeof Urgency>;
+
+const Versioned = { version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }) };
+
+export const SourcesFile = Type.Object({ ...Versioned, sources: Type.Array(Type.Object({ id: Type.String({ minLength: 1 }), citation: Type.String({ minLength: 1 }) })) });
+
+export const Finding = Type.Object({
+  code: Type.String({ pattern: '^[a-z0-9_]+$' }),
+  name: Type.String({ minLength: 1 }),
+  category: Type.String(),
+  synonyms: Type.Optional(Type.Array(Type.String())),
+  layTerms: Type.Optional(Type.Array(Type.String())),
+  misspellings: Type.Optional(Type.Array(Type.String())),
+  durationSensitive: Type.Optional(Type.Boolean()),
+});
+export type Finding = Static<typeof Finding>;
+export const FindingsFile = Type.Object({ ...Versioned, findings: Type.Array(Finding, { minItems: 1 }) });
+
+const Factor = Type.Number({ minimum: 0 });
+export const Condition = Type.Object({
+  code: Type.String({ pattern: '^[a-z0-9_]+$' }),
+  name: Type.String({ minLength: 1 }),
+  species: Species,
+  category: Type.String(),
+  urgency: Urgency,
+  prior: Type.Object({ value: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), ...Sourced }),
+  findings: Type.Array(Type.Object({ code: Type.String(), likelihood: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), ...Sourced }), { minItems: 1 }),
+  signalment: Type.Optional(
+    Type.Object({
+      breeds: Type.Optional(Type.Array(Type.Object({ breed: Type.String(), factor: Factor, ...Sourced }))),
+      age: Type.Optional(Type.Array(Type.Object({ minYears: Type.Optional(Type.Number()), maxYears: Type.Optional(Type.Number()), factor: Factor, ...Sourced }))),
+      sex: Type.Optional(Type.Array(Type.Object({ sex: Type.String(), neutered: Type.Optional(Type.Boolean()), factor: Factor, ...Sourced }))),
+    }),
+  ),
+  nextTests: Type.Array(Type.String()),
+});
+export type Condition = Static<typeof Condition>;
+export const ConditionsFile = Type.Object({ ...Versioned, species: Species, conditions: Type.Array(Condition, { minItems: 1 }) });
+
+const Interval = Type.Object({ low: Type.Union([Type.Number(), Type.Null()]), high: Type.Union([Type.Number(), Type.Null()]), ...Sourced });
+export const Analyte = Type.Object({
+  analyte: Type.String({ pattern: '^[a-z0-9_]+$' }),
+  name: Type.String(),
+  unitUS: Type.String(),
+  unitSI: Type.String(),
+  siFactor: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()]),
+  dog: Type.Optional(Interval),
+  cat: Type.Optional(Interval),
+  derivedFindings: Type.Optional(Type.Object({ low: Type.Optional(Type.String()), high: Type.Optional(Type.String()) })),
+  bands: Type.Optional(Type.Array(Type.Object({ min: Type.Number(), max: Type.Number(), finding: Type.String() }))),
+  scale: Type.Optional(Type.Record(Type.String(), Type.Number())),
+});
+export type Analyte = Static<typeof Analyte>;
+export const LabsFile = Type.Object({ ...Versioned, analytes: Type.Array(Analyte, { minItems: 1 }) });
+
+export const Toxin = Type.Object({
+  code: Type.String(),
+  name: Type.String(),
+  speciesAffected: Type.Array(Type.String()),
+  exposureFinding: Type.Optional(Type.String()),
+  toxicDoses: Type.Array(Type.Object({ species: Type.String(), value: Type.Union([Type.Number(), Type.Null()]), unit: Type.String(), description: Type.String(), ...Sourced })),
+});
+export type Toxin = Static<typeof Toxin>;
+export const ToxinsFile = Type.Object({ ...Versioned, toxins: Type.Array(Toxin) });
+
+const Dose = Type.Object({
+  species: Type.String(),
+  route: Type.String(),
+  unit: Type.String(),
+  minMgPerKg: Type.Optional(Type.Number()),
+  maxMgPerKg: Type.Optional(Type.Number()),
+  minPerKg: Type.Optional(Type.Number()),
+  maxPerKg: Type.Optional(Type.Number()),
+  minMgPerAnimal: Type.Optional(Type.Number()),
+  maxMgPerAnimal: Type.Optional(Type.Number()),
+  frequency: Type.String(),
+  indication: Type.String(),
+  ...Sourced,
+});
+export type Dose = Static<typeof Dose>;
+export const Contraindication = Type.Object({
+  species: Type.Optional(Type.String()),
+  finding: Type.Optional(Type.String()),
+  condition: Type.Optional(Type.String()),
+  concurrentDrugClass: Type.Optional(Type.String()),
+  conditionText: Type.Optional(Type.String()),
+  reason: Type.String(),
+  severity: Type.Union([Type.Literal('block'), Type.Literal('warn')]),
+  ...Sourced,
+});
+export type Contraindication = Static<typeof Contraindication>;
+export const Drug = Type.Object({ code: Type.String(), name: Type.String(), class: Type.String(), doses: Type.Array(Dose), contraindications: Type.Array(Contraindication) });
+export type Drug = Static<typeof Drug>;
+export const DrugsFile = Type.Object({ ...Versioned, drugs: Type.Array(Drug) });
+
+const VitalRange = Type.Object({ low: Type.Union([Type.Number(), Type.Null()]), high: Type.Union([Type.Number(), Type.Null()]), ...Sourced });
+export const VitalParameter = Type.Object({
+  code: Type.Union([Type.Literal('temperatureC'), Type.Literal('heartRate'), Type.Literal('respiratoryRate'), Type.Literal('crtSeconds')]),
+  name: Type.String(),
+  unit: Type.String(),
+  dog: VitalRange,
+  cat: VitalRange,
+  derivedFindings: Type.Optional(Type.Object({ low: Type.Optional(Type.String()), high: Type.Optional(Type.String()) })),
+  critical: Type.Optional(
+    Type.Object({
+      dog: Type.Optional(Type.Object({ low: Type.Optional(Type.Number()), high: Type.Optional(Type.Number()), ...Sourced })),
+      cat: Type.Optional(Type.Object({ low: Type.Optional(Type.Number()), high: Type.Optional(Type.Number()), ...Sourced })),
+    }),
+  ),
+});
+export type VitalParameter = Static<typeof VitalParameter>;
+export const VitalsFile = Type.Object({
+  ...Versioned,
+  parameters: Type.Array(VitalParameter),
+  mucousMembranes: Type.Array(Type.Object({ value: Type.String(), findings: Type.Array(Type.String()), critical: Type.Boolean(), ...Sourced })),
+  redFlagFindings: Type.Array(Type.Object({ code: Type.String(), reason: Type.String(), ...Sourced })),
+});
+export type VitalsFile = Static<typeof VitalsFile>;
+
+export const TreatmentsFile = Type.Object({
+  ...Versioned,
+  treatments: Type.Array(
+    Type.Object({
+      condition: Type.String(),
+      species: Species,
+      options: Type.Array(Type.Object({ drug: Type.String(), role: Type.String(), line: Type.String(), ...Sourced })),
+      nonDrug: Type.Optional(Type.Array(Type.String())),
+    }),
+  ),
+});
+export type TreatmentsFile = Static<typeof TreatmentsFile>;

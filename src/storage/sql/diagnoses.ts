@@ -1,0 +1,103 @@
+/** SQL for diagnostic reports, evidence links and provenance (used by the clinical transaction). */
+import type { DiagnosisRecord, EvidenceLink, Page, ProvenanceRecord } from '../../clinical/ports.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import type { SqlTx } from './executor.js';
+
+interface DiagnosisRow {
+  id: string;
+  patient_id: string | null;
+  encounter_id: string | null;
+  consultation_id: string | null;
+  species: string;
+  triage_level: string;
+  top_condition: string | null;
+  kb_version: string;
+  input: unknown;
+  report: unknown;
+  created_at: Date;
+}
+
+const toDiagnosis = (r: DiagnosisRow): DiagnosisRecord => ({
+  id: r.id,
+  patientId: r.patient_id,
+  encounterId: r.encounter_id,
+  consultationId: r.consultation_id,
+  species: r.species,
+  triageLevel: r.triage_level,
+  topCondition: r.top_condition,
+  kbVersion: r.kb_version,
+  input: r.input,
+  report: r.report,
+  createdAt: r.created_at,
+});
+
+export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
+  await tx.query(
+    `INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [clinicId, d.id, d.patientId, d.encounterId, d.consultationId, d.species, d.triageLevel, d.topCondition, d.kbVersion, JSON.stringify(d.input), JSON.stringify(d.report), d.createdAt],
+  );
+  if (evidence.length > 0) {
+    // All evidence rows in one statement, whatever their number.
+    await tx.query(
+      `INSERT INTO diagnosis_evidence (clinic_id, diagnosis_id, seq, conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight)
+       SELECT $1, $2, x.seq, x.conclusion_type, x.conclusion_code, x.evidence_kind, x.evidence_ref, x.finding, x.detail, x.weight
+       FROM jsonb_to_recordset($3::jsonb) AS x(seq int, conclusion_type text, conclusion_code text, evidence_kind text, evidence_ref text, finding text, detail jsonb, weight double precision)`,
+      [
+        clinicId,
+        d.id,
+        JSON.stringify(
+          evidence.map((e, i) => ({
+            seq: i + 1,
+            conclusion_type: e.conclusionType,
+            conclusion_code: e.conclusionCode,
+            evidence_kind: e.evidenceKind,
+            evidence_ref: e.evidenceRef,
+            finding: e.finding,
+            detail: e.detail,
+            weight: e.weight,
+          })),
+        ),
+      ],
+    );
+  }
+  await tx.query(
+    `INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [clinicId, d.id, JSON.stringify(p.agents), p.kbVersion, p.chainDigest, JSON.stringify(p.chain), p.requestId, p.sessionId, p.recordedAt],
+  );
+}
+
+const COLUMNS = 'id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at';
+
+export async function getDiagnosis(tx: SqlTx, clinicId: string, id: string): Promise<DiagnosisRecord | null> {
+  const [row] = await tx.query<DiagnosisRow>(`SELECT ${COLUMNS} FROM diagnoses WHERE clinic_id = $1 AND id = $2`, [clinicId, id]);
+  return row === undefined ? null : toDiagnosis(row);
+}
+
+export async function listDiagnoses(tx: SqlTx, clinicId: string, patientId: string, limit: number, cursor?: string): Promise<Page<DiagnosisRecord>> {
+  const after = cursor === undefined ? null : decodeCursor(cursor, ['uuid'])[0];
+  const rows = await tx.query<DiagnosisRow>(
+    `SELECT ${COLUMNS} FROM diagnoses WHERE clinic_id = $1 AND patient_id = $2 AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4`,
+    [clinicId, patientId, after, limit + 1],
+  );
+  const more = rows.length > limit;
+  const items = (more ? rows.slice(0, limit) : rows).map(toDiagnosis);
+  return { items, nextCursor: more ? encodeCursor([items[items.length - 1]!.id]) : null };
+}
+
+export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null> {
+  const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date }>(
+    'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
+    [clinicId, id],
+  );
+  if (p === undefined) return null;
+  const rows = await tx.query<{ conclusion_type: EvidenceLink['conclusionType']; conclusion_code: string; evidence_kind: string; evidence_ref: string; finding: string | null; detail: Record<string, unknown>; weight: number | null }>(
+    'SELECT conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight FROM diagnosis_evidence WHERE clinic_id = $1 AND diagnosis_id = $2 ORDER BY seq',
+    [clinicId, id],
+  );
+  return {
+    provenance: { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at },
+    evidence: rows.map((r) => ({ conclusionType: r.conclusion_type, conclusionCode: r.conclusion_code, evidenceKind: r.evidence_kind, evidenceRef: r.evidence_ref, finding: r.finding, detail: r.detail, weight: r.weight })),
+  };
+}

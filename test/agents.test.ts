@@ -1,0 +1,228 @@
+/** The agents on the real knowledge base: intake, labs, plan safety, orchestration and degradation. */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { Lexicon, runIntake, withinOneEdit } from '../src/agents/intake.js';
+import { labUnitProblems, runLabs } from '../src/agents/labs.js';
+import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
+import { runPlan } from '../src/agents/plan.js';
+import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
+import { loadKnowledgeBase, KnowledgeError } from '../src/knowledge/load.js';
+import { OpenAiCompatibleClient } from '../src/llm/openai.js';
+
+const kb = loadKnowledgeBase();
+const lexicon = new Lexicon(kb);
+const intake = (complaint: string, species: 'dog' | 'cat' = 'dog') => runIntake(lexicon, kb, { species, complaint, signs: [], vitals: {} }).findings;
+const has = (findings: FindingEvidence[], code: string, present: boolean) => findings.some((f) => f.code === code && f.present === present);
+
+const baseCase = (over: Partial<CaseInput> = {}): CaseInput => ({
+  species: 'dog',
+  breed: 'Labrador Retriever',
+  ageYears: 6,
+  sex: 'male',
+  neutered: true,
+  weightKg: 30,
+  complaint: '',
+  signs: [],
+  vitals: {},
+  labs: [],
+  mediaIds: [],
+  treatments: [],
+  ...over,
+});
+
+describe('knowledge base', () => {
+  it('loads, with a version that names its content', () => {
+    assert.match(kb.version, /^\d+\.\d+\.\d+\+[0-9a-f]{12}$/);
+    assert.ok(kb.conditions.dog.length >= 80 && kb.conditions.cat.length >= 80);
+  });
+  it('refuses a broken directory with the file named', () => {
+    assert.throws(() => loadKnowledgeBase('/nonexistent'), (e: unknown) => e instanceof KnowledgeError && /sources\.json is missing/.test(e.message));
+  });
+});
+
+describe('intake agent', () => {
+  it('reads lay terms and misspellings', () => {
+    assert.ok(has(intake('he keeps throwing up'), 'vomiting', true));
+    assert.ok(has(intake('vomitting since yesterday'), 'vomiting', true));
+  });
+
+  it('respects negation: "no vomiting", "hasn\'t vomited", "not drinking more than usual"', () => {
+    assert.ok(has(intake('No vomiting at all.'), 'vomiting', false));
+    assert.ok(has(intake("She hasn't been throwing up."), 'vomiting', false));
+    assert.ok(has(intake('not throwing up but scratching his ears'), 'vomiting', false));
+    const mixed = intake('No vomiting yesterday. Vomited twice this morning.');
+    assert.ok(has(mixed, 'vomiting', true), 'present wins over an earlier absence');
+    const scoped = intake('no vomiting but lots of diarrhoea');
+    assert.ok(has(scoped, 'vomiting', false));
+    assert.ok(has(scoped, 'diarrhoea', true), '"but" ends the negation');
+  });
+
+  it('reads durations where stated', () => {
+    const f = intake('Diarrhoea for 3 days.').find((x) => x.code === 'diarrhoea');
+    assert.equal(f?.durationDays, 3);
+    assert.equal(intake('been throwing up for two weeks').find((x) => x.code === 'vomiting')?.durationDays, 14);
+  });
+
+  it('links each finding to the phrase it came from', () => {
+    const text = 'My dog is throwing up';
+    const f = intake(text).find((x) => x.code === 'vomiting')!;
+    assert.equal(f.source.kind, 'complaint');
+    assert.equal(text.slice(f.source.start, f.source.end), f.source.text);
+  });
+
+  it('turns vitals into findings against the species range', () => {
+    const out = runIntake(lexicon, kb, { species: 'dog', complaint: '', signs: [], vitals: { temperatureC: 41.2, mucousMembranes: 'pale' } }).findings;
+    assert.ok(out.some((f) => f.present && f.source.kind === 'vital' && f.source.ref === 'temperatureC'));
+    assert.ok(has(out, 'pale_mucous_membranes', true));
+  });
+
+  it('property: never throws and every span points into the complaint', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (text) => {
+        for (const f of intake(text)) {
+          if (f.source.kind === 'complaint') assert.equal(text.slice(f.source.start, f.source.end), f.source.text);
+        }
+      }),
+    );
+  });
+
+  it('property: one edit apart is symmetric and exact words are always within it', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), (a, b) => assert.equal(withinOneEdit(a, b), withinOneEdit(b, a))));
+    fc.assert(fc.property(fc.string({ maxLength: 12 }), (a) => assert.ok(withinOneEdit(a, a))));
+  });
+});
+
+describe('labs agent', () => {
+  it('converts SI to US units and flags against the species interval', () => {
+    const out = runLabs(kb, 'dog', [
+      { analyte: 'glucose', value: 25, unit: 'mmol/L' },
+      { analyte: 'creatinine', value: 350, unit: 'µmol/L' },
+      { analyte: 'alt', value: 40, unit: 'U/L' },
+    ]);
+    const glucose = out.results.find((r) => r.analyte === 'glucose')!;
+    assert.equal(glucose.flag, 'high');
+    assert.ok(glucose.valueUS > 400 && glucose.valueUS < 500);
+    assert.ok(has(out.findings, 'hyperglycaemia', true));
+    assert.ok(has(out.findings, 'azotemia', true));
+    assert.equal(out.results.find((r) => r.analyte === 'alt')!.flag, 'normal');
+  });
+
+  it('keeps an analyte it does not know as not interpreted, never dropped', () => {
+    const out = runLabs(kb, 'cat', [{ analyte: 'fructosamine_x', value: 3, unit: 'mmol/L' }]);
+    assert.deepEqual(out.notInterpreted.map((n) => n.analyte), ['fructosamine_x']);
+  });
+
+  it('names the field of a known analyte in a unit that cannot be converted', () => {
+    const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: 5, unit: 'mmol/L' }, { analyte: 'glucose', value: 5, unit: 'furlongs' }]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[1]']);
+  });
+});
+
+describe('plan agent safety checks', () => {
+  it('blocks paracetamol and permethrin in a cat, with the reason and its source', () => {
+    const plan = runPlan(kb, { species: 'cat', weightKg: 4, ageYears: 5, treatments: ['paracetamol', 'permethrin_spot_on'] }, [], undefined);
+    assert.deepEqual(plan.blocked.map((b) => b.drug).sort(), ['paracetamol', 'permethrin_spot_on']);
+    assert.ok(plan.blocked.every((b) => b.reason.length > 0 && b.source.length > 0));
+    assert.equal(plan.treatments.length, 0);
+  });
+
+  it('blocks an NSAID in an azotaemic or dehydrated dog, allows it otherwise with a weight-based dose', () => {
+    const azotaemic: FindingEvidence[] = [{ code: 'azotemia', present: true, source: { kind: 'lab', ref: 'creatinine' } }];
+    const blocked = runPlan(kb, { species: 'dog', weightKg: 30, ageYears: 9, treatments: ['meloxicam'] }, azotaemic, undefined);
+    assert.equal(blocked.blocked[0]?.drug, 'meloxicam');
+    assert.match(blocked.blocked[0]!.because, /azotemia/);
+    const dehydrated: FindingEvidence[] = [{ code: 'dehydration', present: true, source: { kind: 'sign', ref: 'dehydration' } }];
+    assert.equal(runPlan(kb, { species: 'dog', weightKg: 30, ageYears: 9, treatments: ['meloxicam'] }, dehydrated, undefined).blocked[0]?.drug, 'meloxicam');
+    const ok = runPlan(kb, { species: 'dog', weightKg: 30, ageYears: 9, treatments: ['meloxicam'] }, [], undefined);
+    const dose = ok.treatments[0]!.doses.find((d) => d.perKg !== null)!;
+    assert.equal(dose.total!.min, Math.round(dose.perKg!.min * 30 * 100) / 100);
+  });
+
+  it('blocks two NSAIDs proposed together', () => {
+    const plan = runPlan(kb, { species: 'dog', weightKg: 20, ageYears: 5, treatments: ['meloxicam', 'carprofen'] }, [], undefined);
+    assert.equal(plan.blocked.length, 2);
+  });
+});
+
+describe('orchestrator', () => {
+  const registry = new AgentRegistry(kb, null, { default: 200, narrative: 200 });
+
+  it('memoises agent instances per species and knowledge-base version', () => {
+    assert.equal(registry.suite('dog'), registry.suite('dog'));
+    assert.notEqual(registry.suite('dog'), registry.suite('cat'));
+  });
+
+  it('runs every agent, records the chain with input digests, and ranks a differential with evidence', async () => {
+    const steps: string[] = [];
+    const r = await orchestrate(registry, baseCase({ complaint: 'retching but nothing comes up, belly is swollen and tight, drooling', vitals: { heartRate: 170 } }), { onStep: (s) => steps.push(s.agent) });
+    assert.deepEqual([...steps].sort(), ['differential', 'intake', 'labs', 'narrative', 'plan', 'triage']);
+    assert.ok(steps.indexOf('differential') > steps.indexOf('intake') && steps.indexOf('narrative') === 5);
+    assert.ok(r.steps.every((s) => /^[0-9a-f]{64}$/.test(s.inputDigest) && s.status === 'ok'));
+    assert.equal(r.outputs.differential!.differentials[0]!.code, 'gastric_dilatation_volvulus');
+    assert.ok(r.outputs.differential!.differentials[0]!.evidence.some((e) => e.weight > 0 && e.source.kind === 'complaint'));
+    assert.equal(r.outputs.triage!.level, 'emergency');
+    assert.match(r.outputs.narrative!.text, /^S: /);
+  });
+
+  it('a failing agent degrades the answer with a warning; a failed triage fails safe to emergency', async () => {
+    const r = await orchestrate(registry, baseCase({ complaint: 'a bit itchy' }), {
+      overrides: {
+        triage: () => {
+          throw new Error('boom');
+        },
+        plan: () => {
+          throw new Error('bang');
+        },
+      },
+    });
+    assert.equal(r.outputs.triage!.level, 'emergency');
+    assert.equal(r.outputs.plan, undefined);
+    assert.ok(r.warnings.some((w) => /triage agent failed/.test(w)));
+    assert.ok(r.warnings.some((w) => /plan agent failed/.test(w)));
+    assert.ok(r.outputs.differential!.differentials.length > 0, 'the other agents still answered');
+  });
+
+  it('an agent that runs past its budget is cut off', async () => {
+    const r = await orchestrate(registry, baseCase({ complaint: 'limping' }), { overrides: { differential: () => new Promise(() => undefined) } });
+    assert.equal(r.steps.find((s) => s.agent === 'differential')!.status, 'timeout');
+    assert.ok(r.warnings.some((w) => /differential agent did not finish within 200 ms/.test(w)));
+    assert.ok(r.outputs.triage !== undefined);
+  });
+});
+
+describe('narrative with an LLM provider (OpenAI-compatible, on loopback)', () => {
+  let server: http.Server;
+  let base: string;
+  let delayMs = 0;
+  before(async () => {
+    server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const model = (JSON.parse(body) as { model: string }).model;
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ choices: [{ message: { content: `Rewritten by ${model}.` } }] })), delayMs);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('uses the LLM when it answers in time', async () => {
+    delayMs = 0;
+    const registry = new AgentRegistry(kb, new OpenAiCompatibleClient(base, 'test-model', 'k'), { default: 200, narrative: 500 });
+    const r = await orchestrate(registry, baseCase({ complaint: 'coughing' }));
+    assert.deepEqual(r.outputs.narrative, { text: 'Rewritten by test-model.', generator: 'llm' });
+  });
+
+  it('falls back to the template, with a warning, when it does not', async () => {
+    delayMs = 400;
+    const registry = new AgentRegistry(kb, new OpenAiCompatibleClient(base, 'test-model', undefined), { default: 200, narrative: 100 });
+    const r = await orchestrate(registry, baseCase({ complaint: 'coughing' }));
+    assert.equal(r.outputs.narrative!.generator, 'template');
+    assert.ok(r.warnings.some((w) => /LLM narrative unavailable/.test(w)));
+  });
+});

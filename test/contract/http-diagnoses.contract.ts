@@ -1,0 +1,140 @@
+/** HTTP behaviour of diagnoses and consultations; run against every SQL adapter. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { SqlExecutor } from '../../src/storage/sql/executor.js';
+import { client, startRuntime, type Call, type TestRuntime } from '../support/runtime.js';
+
+const GDV = {
+  patient: { species: 'dog', breed: 'Great Dane', ageYears: 7, sex: 'male', neutered: true, weightKg: 62 },
+  complaint: "He's been trying to be sick for an hour but nothing comes up, his belly looks swollen and tight and he's drooling. No diarrhoea.",
+  vitals: { heartRate: 168, mucousMembranes: 'pale', crtSeconds: 3 },
+  labs: [{ analyte: 'lactate', value: 6.5, unit: 'mmol/L' }, { analyte: 'mystery_marker', value: 3, unit: 'U/L' }],
+};
+
+export function httpDiagnosesContract(name: string, open: () => Promise<{ db: SqlExecutor; cleanup(): Promise<void> }>, opts: { skip?: string | false; env?: Record<string, string>; sessionStore?: string } = {}): void {
+  describe(`HTTP diagnoses and consultations: ${name}`, { skip: opts.skip ?? false }, () => {
+    let rt: TestRuntime;
+    let cleanup: () => Promise<void>;
+    let api: Call;
+    let other: Call;
+
+    before(async () => {
+      const opened = await open();
+      cleanup = opened.cleanup;
+      rt = await startRuntime(opened.db, opts.env ?? {});
+      api = client(rt, (await rt.newClinic('Clinic A')).key);
+      other = client(rt, (await rt.newClinic('Clinic B')).key);
+    });
+    after(async () => {
+      await rt?.close();
+      await cleanup?.();
+    });
+
+    it('POST /v1/diagnoses answers triage, ranked differential with evidence, plan, narrative and provenance', async () => {
+      const res = await api('POST', '/v1/diagnoses', { body: GDV });
+      assert.equal(res.statusCode, 201, res.body);
+      if (opts.sessionStore) assert.equal(res.headers['x-session-store'], opts.sessionStore);
+      const d = res.json();
+      assert.equal(d.triage.level, 'emergency');
+      assert.equal(d.differentials[0].code, 'gastric_dilatation_volvulus');
+      assert.ok(d.differentials.every((x: { probability: number }, i: number, a: Array<{ probability: number }>) => i === 0 || a[i - 1]!.probability >= x.probability));
+      assert.ok(d.differentials[0].evidence.some((e: { source: { kind: string }; weight: number }) => e.source.kind === 'complaint' && e.weight > 0));
+      assert.ok(d.plan.tests.length > 0);
+      assert.match(d.narrative.text, /^S: /);
+      assert.ok(d.warnings.some((w: string) => /mystery_marker not interpreted/.test(w)), 'unknown analytes are listed, not dropped');
+      assert.match(d.provenance.knowledgeBaseVersion, /^\d+\.\d+\.\d+\+/);
+      assert.deepEqual(Object.keys(d.provenance.agents).sort(), ['differential', 'intake', 'labs', 'narrative', 'plan', 'triage']);
+      const again = await api('GET', `/v1/diagnoses/${d.id}`);
+      assert.deepEqual(again.json(), d);
+      assert.equal((await other('GET', `/v1/diagnoses/${d.id}`)).statusCode, 404);
+    });
+
+    it('the trace explains every conclusion from the persistent tier, with the input kept', async () => {
+      const d = (await api('POST', '/v1/diagnoses', { body: GDV })).json();
+      const trace = (await api('GET', `/v1/diagnoses/${d.id}/trace`)).json();
+      const codes = new Set(trace.conclusions.map((c: { type: string; code: string }) => `${c.type}:${c.code}`));
+      for (const diff of d.differentials) assert.ok(codes.has(`differential:${diff.code}`), `no evidence for ${diff.code}`);
+      assert.ok(codes.has(`triage:${d.triage.level}`));
+      const top = trace.conclusions.find((c: { code: string }) => c.code === 'gastric_dilatation_volvulus');
+      const phrase = top.evidence.find((e: { kind: string }) => e.kind === 'complaint');
+      assert.equal(GDV.complaint.slice(phrase.start, phrase.end), phrase.text);
+      assert.equal(trace.provenance.chainDigest, d.provenance.chainDigest);
+      assert.equal(trace.provenance.chain.length, 6);
+      assert.deepEqual(trace.input.labs.map((l: { analyte: string }) => l.analyte), ['lactate', 'mystery_marker']);
+    });
+
+    it('refuses an unknown species, an unconvertible unit, an unknown sign or drug with 422 naming the field; writes nothing', async () => {
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ ...GDV, patient: { ...GDV.patient, species: 'rabbit' } }, /patient\.species/],
+        [{ ...GDV, labs: [{ analyte: 'glucose', value: 5, unit: 'furlongs' }] }, /labs\[0\]\.unit/],
+        [{ ...GDV, signs: ['not_a_finding'] }, /signs\[0\]/],
+        [{ ...GDV, treatments: ['unobtainium'] }, /treatments\[0\]/],
+      ];
+      for (const [body, field] of cases) {
+        const res = await api('POST', '/v1/diagnoses', { body });
+        assert.equal(res.statusCode, 422, res.body);
+        assert.match(String(res.json().field), field);
+      }
+      assert.equal((await api('POST', '/v1/diagnoses', { body: { complaint: 'x' } })).statusCode, 400, 'a patient is required');
+      assert.equal((await api('POST', '/v1/diagnoses', { body: { ...GDV, vitals: { heartRate: 'fast' } } })).statusCode, 400);
+    });
+
+    it('a diagnosis of a stored patient uses its record and the encounter observations, linking evidence to them', async () => {
+      const owner = (await api('POST', '/v1/owners', { body: { name: 'Owner' } })).json().id;
+      const patient = (await api('POST', '/v1/patients', { body: { name: 'Tom', species: 'cat', sex: 'male', neutered: true, ageYears: 6, weightKg: 5.2, ownerId: owner } })).json().id;
+      const enc = (await api('POST', `/v1/patients/${patient}/encounters`, { body: { type: 'emergency' } })).json().id;
+      const obs = (await api('POST', `/v1/encounters/${enc}/observations`, { body: { category: 'clinical-sign', code: 'no_urine_passed_straining', value: true } })).json().id;
+      const k = (await api('POST', `/v1/encounters/${enc}/observations`, { body: { category: 'laboratory', code: 'potassium', value: 8.1, unit: 'mmol/L' } })).json().id;
+      const res = await api('POST', '/v1/diagnoses', { body: { patientId: patient, encounterId: enc, complaint: 'keeps going in and out of the litter tray crying' } });
+      assert.equal(res.statusCode, 201, res.body);
+      const d = res.json();
+      assert.equal(d.triage.level, 'emergency');
+      assert.equal(d.differentials[0].code, 'urethral_obstruction');
+      const refs = d.differentials[0].evidence.map((e: { source: { ref: string } }) => e.source.ref);
+      assert.ok(refs.includes(obs) && refs.includes(k), 'evidence names the observations it came from');
+      const list = (await api('GET', `/v1/patients/${patient}/diagnoses`)).json();
+      assert.deepEqual(list.items.map((x: { id: string }) => x.id), [d.id]);
+      assert.equal((await other('POST', '/v1/diagnoses', { body: { patientId: patient, complaint: 'x' } })).statusCode, 404);
+    });
+
+    it('consultations gather inputs over calls, diagnose, and keep the chain in the session tier', async () => {
+      const start = await api('POST', '/v1/consultations', { body: { patient: { species: 'cat', sex: 'female', neutered: false, ageYears: 3, weightKg: 3.9 } } });
+      assert.equal(start.statusCode, 201, start.body);
+      const id = start.json().id;
+      assert.match(id, /^cs_[A-Za-z0-9_-]{22}$/);
+      assert.equal((await api('POST', `/v1/consultations/${id}/inputs`, { body: { complaint: 'She licked lily pollen off her fur this morning.' } })).statusCode, 200);
+      assert.equal((await api('POST', `/v1/consultations/${id}/inputs`, { body: { vitals: { heartRate: 210 }, signs: ['vomiting', 'lily_exposure'] } })).statusCode, 200);
+      assert.equal((await other('GET', `/v1/consultations/${id}`)).statusCode, 404, "another clinic's session is not found");
+      const diag = await api('POST', `/v1/consultations/${id}/diagnose`);
+      assert.equal(diag.statusCode, 201, diag.body);
+      assert.equal(diag.json().differentials[0].code, 'lily_toxicosis');
+      assert.equal(diag.json().triage.level, 'emergency');
+      assert.equal(diag.json().consultationId, id);
+      const state = (await api('GET', `/v1/consultations/${id}`)).json();
+      assert.deepEqual(state.chain.map((s: { agent: string }) => s.agent).sort(), ['differential', 'intake', 'labs', 'narrative', 'plan', 'triage']);
+      assert.ok(state.messages.length >= 6);
+      assert.ok(state.results.differential);
+      assert.equal(state.inputs.length, 3);
+      assert.equal((await api('GET', '/v1/consultations/cs_AAAAAAAAAAAAAAAAAAAAAA')).statusCode, 404);
+      assert.equal((await api('GET', '/v1/consultations/not-a-session')).statusCode, 400);
+    });
+
+    it('streams each agent step as server-sent events, then the report', async () => {
+      const id = (await api('POST', '/v1/consultations', { body: { patient: { species: 'dog', ageYears: 2, weightKg: 12 } } })).json().id;
+      await api('POST', `/v1/consultations/${id}/inputs`, { body: { complaint: 'ate a whole bar of dark chocolate an hour ago, now shaking and restless' } });
+      const res = await api('POST', `/v1/consultations/${id}/diagnose`, { headers: { accept: 'text/event-stream' } });
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /text\/event-stream/);
+      const events = res.body
+        .trim()
+        .split('\n\n')
+        .map((block) => ({ event: /^event: (.+)$/m.exec(block)![1], data: JSON.parse(/^data: (.+)$/m.exec(block)![1]!) }));
+      assert.deepEqual(events.slice(0, 6).map((e) => e.event), Array(6).fill('step'));
+      assert.deepEqual(events.slice(0, 6).map((e) => e.data.seq), [1, 2, 3, 4, 5, 6]);
+      assert.equal(events[6]!.event, 'diagnosis');
+      assert.equal(events[6]!.data.differentials[0].code, 'chocolate_toxicosis');
+      const missing = await api('POST', '/v1/consultations/cs_BBBBBBBBBBBBBBBBBBBBBB/diagnose', { headers: { accept: 'text/event-stream' } });
+      assert.equal(missing.statusCode, 404, 'refused before streaming: an ordinary problem');
+    });
+  });
+}

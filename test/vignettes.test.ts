@@ -1,0 +1,36 @@
+/**
+ * Diagnostic quality on the shipped vignettes. The safety-critical properties are absolute;
+ * the accuracy floors are the figures reported for this knowledge-base and agent version (see
+ * `npm run eval`), so a change that makes the engine worse fails here.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { evaluate, loadVignettes, type Evaluation } from './vignettes/evaluate.js';
+
+const FLOORS = { top1: 0.0, top3: 0.0, triageAccuracy: 0.0 };
+
+describe('diagnostic quality on the vignettes', () => {
+  let e: Evaluation;
+  before(async () => {
+    e = await evaluate();
+  });
+
+  it('ships at least 40 vignettes covering dogs and cats and all four triage levels', () => {
+    const v = loadVignettes();
+    assert.ok(v.length >= 40);
+    for (const species of ['dog', 'cat']) assert.ok(v.some((x) => x.request.patient?.species === species));
+    for (const level of ['emergency', 'urgent', 'routine', 'self-care']) assert.ok(v.some((x) => x.expected.triage === level), level);
+  });
+
+  it('triages every emergency vignette as an emergency', () => {
+    const missed = e.results.filter((r) => r.expected.triage === 'emergency' && r.triage !== 'emergency').map((r) => `${r.id} -> ${r.triage}`);
+    assert.deepEqual(missed, []);
+    assert.equal(e.emergencySensitivity, 1);
+  });
+
+  it('stays at or above the reported accuracy', () => {
+    assert.ok(e.top1 >= FLOORS.top1, `top-1 ${e.top1} < ${FLOORS.top1}`);
+    assert.ok(e.top3 >= FLOORS.top3, `top-3 ${e.top3} < ${FLOORS.top3}`);
+    assert.ok(e.triageAccuracy >= FLOORS.triageAccuracy, `triage ${e.triageAccuracy} < ${FLOORS.triageAccuracy}`);
+  });
+});

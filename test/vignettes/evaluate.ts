@@ -1,0 +1,102 @@
+/**
+ * Runs the vignettes through the real agents (no HTTP, no database) and scores them: top-1 and
+ * top-3 accuracy of the expected condition, triage accuracy, and emergency sensitivity (share of
+ * emergency vignettes triaged emergency). Used by `npm run eval` and by the quality tests.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentRegistry, orchestrate } from '../../src/agents/orchestrator.js';
+import type { CaseInput, TriageLevel } from '../../src/agents/types.js';
+import { checkCaseFields, checkSpecies, mergeCase, type CaseFieldsInput } from '../../src/clinical/case-input.js';
+import type { DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
+import { loadKnowledgeBase, type KnowledgeBase } from '../../src/knowledge/load.js';
+
+export interface Vignette {
+  id: string;
+  description: string;
+  request: DiagnosisRequest;
+  expected: { conditionCode: string; acceptable?: string[]; triage: TriageLevel };
+}
+
+export interface VignetteResult {
+  id: string;
+  expected: Vignette['expected'];
+  triage: TriageLevel;
+  top: Array<{ code: string; probability: number }>;
+  top1: boolean;
+  top3: boolean;
+  triageCorrect: boolean;
+  warnings: string[];
+}
+
+export interface Evaluation {
+  count: number;
+  top1: number;
+  top3: number;
+  triageAccuracy: number;
+  emergencySensitivity: number;
+  emergencies: number;
+  /** Non-emergencies triaged emergency (over-triage), as a share of non-emergencies. */
+  overTriage: number;
+  meanMsPerCase: number;
+  results: VignetteResult[];
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export function loadVignettes(): Vignette[] {
+  return (JSON.parse(fs.readFileSync(path.join(here, 'vignettes.json'), 'utf8')) as { vignettes: Vignette[] }).vignettes;
+}
+
+export function caseFromRequest(kb: KnowledgeBase, req: DiagnosisRequest): CaseInput {
+  const { patient, patientId: _p, encounterId: _e, consultationId: _c, ...fields } = req;
+  if (patient === undefined) throw new Error('vignettes carry an inline patient');
+  checkCaseFields(kb, fields as CaseFieldsInput);
+  const merged = mergeCase({ signs: [], vitals: {}, vitalSources: {}, labs: [] }, [fields as CaseFieldsInput]);
+  return {
+    species: checkSpecies(kb, patient.species, 'patient.species'),
+    breed: patient.breed ?? null,
+    ageYears: patient.ageYears ?? null,
+    sex: patient.sex ?? 'unknown',
+    neutered: patient.neutered ?? null,
+    weightKg: merged.vitals.weightKg ?? patient.weightKg ?? null,
+    ...merged,
+  };
+}
+
+export async function evaluate(kb: KnowledgeBase = loadKnowledgeBase(), vignettes: Vignette[] = loadVignettes()): Promise<Evaluation> {
+  const registry = new AgentRegistry(kb, null, { default: 1000, narrative: 1000 });
+  const results: VignetteResult[] = [];
+  const started = performance.now();
+  for (const v of vignettes) {
+    const r = await orchestrate(registry, caseFromRequest(kb, v.request));
+    const ranked = r.outputs.differential?.differentials ?? [];
+    const good = new Set([v.expected.conditionCode, ...(v.expected.acceptable ?? [])]);
+    const triage = r.outputs.triage?.level ?? 'emergency';
+    results.push({
+      id: v.id,
+      expected: v.expected,
+      triage,
+      top: ranked.slice(0, 3).map((d) => ({ code: d.code, probability: d.probability })),
+      top1: ranked[0] !== undefined && good.has(ranked[0].code),
+      top3: ranked.slice(0, 3).some((d) => good.has(d.code)),
+      triageCorrect: triage === v.expected.triage,
+      warnings: r.warnings,
+    });
+  }
+  const share = (n: number, d: number) => (d === 0 ? 0 : Math.round((n / d) * 1000) / 1000);
+  const emergencies = results.filter((r) => r.expected.triage === 'emergency');
+  const others = results.filter((r) => r.expected.triage !== 'emergency');
+  return {
+    count: results.length,
+    top1: share(results.filter((r) => r.top1).length, results.length),
+    top3: share(results.filter((r) => r.top3).length, results.length),
+    triageAccuracy: share(results.filter((r) => r.triageCorrect).length, results.length),
+    emergencySensitivity: share(emergencies.filter((r) => r.triage === 'emergency').length, emergencies.length),
+    emergencies: emergencies.length,
+    overTriage: share(others.filter((r) => r.triage === 'emergency').length, others.length),
+    meanMsPerCase: Math.round(((performance.now() - started) / Math.max(1, results.length)) * 1000) / 1000,
+    results,
+  };
+}
