@@ -49,6 +49,20 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       assert.equal((await other('GET', `/v1/diagnoses/${d.id}`)).statusCode, 404);
     });
 
+    it('an Idempotency-Key replays the stored diagnosis instead of diagnosing twice', async () => {
+      const headers = { 'idempotency-key': `diag-${Date.now()}` };
+      const first = await api('POST', '/v1/diagnoses', { body: GDV, headers });
+      const again = await api('POST', '/v1/diagnoses', { body: GDV, headers });
+      assert.equal(again.statusCode, 201);
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+      assert.equal(again.json().id, first.json().id);
+    });
+
+    it('counts session-tier fallbacks in /metrics', { skip: opts.sessionStore === 'memory-fallback' ? false : 'only when the session tier is down' }, async () => {
+      const metrics = await api('GET', '/metrics');
+      assert.match(metrics.body, /agenticpet_session_store_fallback_total\{operation="create"\} [1-9]/);
+    });
+
     it('the trace explains every conclusion from the persistent tier, with the input kept', async () => {
       const d = (await api('POST', '/v1/diagnoses', { body: GDV })).json();
       const trace = (await api('GET', `/v1/diagnoses/${d.id}/trace`)).json();

@@ -1,10 +1,12 @@
 /**
- * npm run bench:records -- [--mode embedded|postgres|both] [--duration 10] [--connections 32]
+ * npm run bench:saturation -- [--mode embedded|postgres|both] [--duration 10] [--connections 32]
  *
- * Starts the built service itself (embedded PGlite, or PostgreSQL in a database of its own that
- * it drops afterwards), then measures at saturation, one route after another, in one run:
- * GET /healthz (the baseline), POST /v1/patients and GET /v1/patients/:id. Loopback only,
- * bounded in time. Prints a table and writes bench/results/records-<mode>-<time>.json.
+ * Starts the built service itself (embedded PGlite with in-process sessions, or PostgreSQL in a
+ * database of its own that it drops afterwards plus Redis under a key prefix of its own), then
+ * measures at saturation, one route after another, in one run: GET /healthz (the baseline),
+ * POST /v1/patients, GET /v1/patients/:id and POST /v1/diagnoses (the shipped vignettes, in a
+ * fixed order, durable). Loopback only, bounded in time. Prints a table and writes
+ * bench/results/saturation-<mode>-<time>.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,12 +25,14 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });
 const duration = Number(values.duration);
 const connections = Number(values.connections);
 const modes = values.mode === 'both' ? ['embedded', 'postgres'] : [values.mode!];
 const KEY = `bench-${randomBytes(16).toString('hex')}`;
+const vignetteBodies = (JSON.parse(fs.readFileSync(path.join(root, 'test/vignettes/vignettes.json'), 'utf8')) as { vignettes: Array<{ request: unknown }> }).vignettes.map((v) => JSON.stringify(v.request));
 
 interface Row {
   mode: string;
@@ -84,6 +88,10 @@ async function benchMode(mode: string): Promise<Row[]> {
     url.pathname = `/${name}`;
     env.DATABASE_URL = url.toString();
     env.DATABASE_POOL_MAX = '16';
+    env.REDIS_URL = values['redis-url']!;
+    // Bench sessions expire quickly, so the run leaves nothing behind in Redis for long.
+    env.REDIS_KEY_PREFIX = `apbench${randomBytes(3).toString('hex')}`;
+    env.AGENTICPET_SESSION_TTL_SECONDS = '60';
     dropDb = async () => {
       const c = new pg.Client({ connectionString: values['pg-url'] });
       await c.connect();
@@ -101,11 +109,13 @@ async function benchMode(mode: string): Promise<Row[]> {
       ['GET /healthz', { url: `${base}/healthz` }],
       ['POST /v1/patients', { url: `${base}/v1/patients`, method: 'POST', headers, body: patientBody }],
       ['GET /v1/patients/:id', { url: `${base}/v1/patients/${patient.id}`, headers }],
+      ['POST /v1/diagnoses', { url: `${base}/v1/diagnoses`, method: 'POST', headers, requests: vignetteBodies.map((body) => ({ method: 'POST', path: '/v1/diagnoses', body })) }],
     ];
     await measure({ url: `${base}/healthz`, duration: 2 }); // warm-up
     const rows: Row[] = [];
     for (const [route, opts] of scenarios) {
       const r = await measure(opts);
+      if (r.non2xx > 0) console.error(`${mode} ${route}: ${r.non2xx} non-2xx responses`);
       rows.push({
         mode,
         route,
@@ -142,6 +152,6 @@ console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const l of lines) console.log(fmt(l));
 
 fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-const out = path.join(root, 'bench/results', `records-${values.mode}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+const out = path.join(root, 'bench/results', `saturation-${values.mode}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 fs.writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), connections, durationSec: duration, cores: os.cpus().length, node: process.version, rows: all }, null, 2));
 console.log(`\nwritten ${path.relative(root, out)}`);
