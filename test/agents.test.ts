@@ -141,6 +141,15 @@ describe('plan agent safety checks', () => {
     assert.equal(dose.total!.min, Math.round(dose.perKg!.min * 30 * 100) / 100);
   });
 
+  it('gives the cited toxic doses of a reported exposure, scaled to the patient', () => {
+    const exposed: FindingEvidence[] = [{ code: 'ate_xylitol', present: true, source: { kind: 'complaint', ref: 'complaint' } }];
+    const plan = runPlan(kb, { species: 'dog', weightKg: 10, ageYears: 3, treatments: [] }, exposed, undefined);
+    const note = plan.toxins.find((t) => t.toxin === 'xylitol')!;
+    assert.ok(note.doses.length > 0 && note.doses.every((d) => d.source.length > 0));
+    const lowest = Math.min(...note.doses.filter((d) => d.value !== null && d.unit.endsWith('/kg')).map((d) => d.value!));
+    assert.equal(note.lowestAmountOfConcern!.value, Math.round(lowest * 10 * 100) / 100);
+  });
+
   it('blocks two NSAIDs proposed together', () => {
     const plan = runPlan(kb, { species: 'dog', weightKg: 20, ageYears: 5, treatments: ['meloxicam', 'carprofen'] }, [], undefined);
     assert.equal(plan.blocked.length, 2);

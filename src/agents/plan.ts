@@ -5,7 +5,7 @@
  */
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { Contraindication, Drug, KbSpecies } from '../knowledge/model.js';
-import type { BlockedOption, CaseInput, DifferentialOutput, DoseSuggestion, FindingEvidence, PlanOutput, TreatmentOption } from './types.js';
+import type { BlockedOption, CaseInput, DifferentialOutput, DoseSuggestion, FindingEvidence, PlanOutput, ToxinNote, TreatmentOption } from './types.js';
 
 export const PLAN_VERSION = '1.0.0';
 
@@ -70,6 +70,22 @@ function applies(ci: Contraindication, drug: Drug, facts: CaseFacts): string | n
   return ci.species !== undefined ? `contraindicated in the ${facts.species}` : null;
 }
 
+/** For each exposure reported, the cited toxic doses for this species, scaled to the patient's weight. */
+function toxinNotes(kb: KnowledgeBase, species: KbSpecies, weightKg: number | null, present: Set<string>): ToxinNote[] {
+  return kb.toxins
+    .filter((t) => t.exposureFinding !== undefined && present.has(t.exposureFinding) && t.speciesAffected.includes(species))
+    .map((t) => {
+      const doses = t.toxicDoses.filter((d) => d.species === species).map((d) => ({ value: d.value, unit: d.unit, description: d.description, source: d.source ?? `estimate: ${d.basis ?? ''}` }));
+      const perKg = doses.filter((d) => d.value !== null && d.value > 0 && /\/kg$/.test(d.unit)).sort((a, b) => a.value! - b.value!)[0];
+      return {
+        toxin: t.code,
+        name: t.name,
+        doses,
+        lowestAmountOfConcern: perKg !== undefined && weightKg !== null ? { value: round(perKg.value! * weightKg), unit: perKg.unit.replace(/\/kg$/, '') } : null,
+      };
+    });
+}
+
 export function runPlan(kb: KnowledgeBase, input: Pick<CaseInput, 'species' | 'weightKg' | 'ageYears' | 'treatments'>, findings: FindingEvidence[], differential: DifferentialOutput | undefined): PlanOutput {
   const leading = (differential?.differentials ?? []).filter((d) => d.probability >= PLAN_MIN_PROBABILITY).slice(0, PLAN_CONDITIONS);
   const conditions = kb.conditions[input.species];
@@ -116,6 +132,7 @@ export function runPlan(kb: KnowledgeBase, input: Pick<CaseInput, 'species' | 'w
   }
   return {
     tests: [...tests].slice(0, MAX_TESTS).map(([test, forConditions]) => ({ test, forConditions })),
+    toxins: toxinNotes(kb, input.species, input.weightKg, facts.present),
     treatments,
     blocked,
     nonDrug,

@@ -143,8 +143,18 @@ export interface BlockedOption {
   source: string;
 }
 
+export interface ToxinNote {
+  toxin: string;
+  name: string;
+  /** Published toxic doses for this species (null value: compound-specific, see description). */
+  doses: Array<{ value: number | null; unit: string; description: string; source: string }>;
+  /** The patient's weight times the lowest threshold, when both are known: the smallest amount of concern. */
+  lowestAmountOfConcern: { value: number; unit: string } | null;
+}
+
 export interface PlanOutput {
   tests: Array<{ test: string; forConditions: string[] }>;
+  toxins: ToxinNote[];
   treatments: TreatmentOption[];
   blocked: BlockedOption[];
   nonDrug: string[];

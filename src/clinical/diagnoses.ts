@@ -143,7 +143,7 @@ export class DiagnosesService {
         report: diagnosis,
         createdAt,
       };
-      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input), {
+      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input, this.registry.kb), {
         agents: { ...AGENT_VERSIONS },
         kbVersion: this.registry.kb.version,
         chainDigest: result.chainDigest,
@@ -217,7 +217,7 @@ export class DiagnosesService {
 }
 
 /** An evidence link for every conclusion: each differential, the triage level and each plan item. */
-export function evidenceLinks(r: OrchestratorResult, input: CaseInput): EvidenceLink[] {
+export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
   const links: EvidenceLink[] = [];
   const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
     Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
@@ -247,6 +247,11 @@ export function evidenceLinks(r: OrchestratorResult, input: CaseInput): Evidence
   for (const t of plan?.tests ?? []) for (const c of t.forConditions) links.push({ conclusionType: 'plan', conclusionCode: `test:${t.test}`, evidenceKind: 'condition', evidenceRef: c, finding: null, detail: {}, weight: null });
   for (const t of plan?.treatments ?? []) {
     links.push({ conclusionType: 'plan', conclusionCode: `treatment:${t.drug}`, evidenceKind: t.forCondition ? 'condition' : 'request', evidenceRef: t.forCondition ?? 'treatments', finding: null, detail: { role: t.role, sources: t.doses.map((d) => d.source) }, weight: null });
+  }
+  for (const t of plan?.toxins ?? []) {
+    const finding = kb.toxins.find((x) => x.code === t.toxin)?.exposureFinding;
+    const exposure = r.findings.find((f) => f.present && f.code === finding);
+    links.push({ conclusionType: 'plan', conclusionCode: `toxin:${t.toxin}`, evidenceKind: exposure?.source.kind ?? 'finding', evidenceRef: exposure?.source.ref ?? t.toxin, finding: exposure?.code ?? null, detail: { doses: t.doses, ...(exposure ? detailOf(exposure.source) : {}) }, weight: null });
   }
   for (const b of plan?.blocked ?? []) {
     links.push({ conclusionType: 'plan', conclusionCode: `blocked:${b.drug}`, evidenceKind: 'knowledge', evidenceRef: b.source, finding: null, detail: { reason: b.reason, because: b.because }, weight: null });
