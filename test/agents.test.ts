@@ -60,6 +60,15 @@ describe('intake agent', () => {
     assert.ok(has(scoped, 'diarrhoea', true), '"but" ends the negation');
   });
 
+  it('a negation inside a matched phrase negates nothing after it; a comma ends a negation', () => {
+    const f = intake('not eating and vomiting');
+    assert.ok(has(f, 'inappetence', true));
+    assert.ok(has(f, 'vomiting', true));
+    assert.ok(has(intake('no vomiting or diarrhoea'), 'diarrhoea', false), 'a list after one negation is negated');
+    assert.ok(has(intake("hasn't had his jabs, bloody diarrhoea since yesterday"), 'haemorrhagic_diarrhoea', true));
+    assert.ok(!intake('normally fit and well').some((x) => x.code === 'seizures'));
+  });
+
   it('reads durations where stated', () => {
     const f = intake('Diarrhoea for 3 days.').find((x) => x.code === 'diarrhoea');
     assert.equal(f?.durationDays, 3);

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { evaluate, loadVignettes, type Evaluation } from './vignettes/evaluate.js';
 
-const FLOORS = { top1: 0.0, top3: 0.0, triageAccuracy: 0.0 };
+// Measured with `npm run eval` on knowledge base 1.1.0 and agents 1.0.0 (69 vignettes).
+const FLOORS = { top1: 0.942, top3: 0.971, triageAccuracy: 0.87 };
 
 describe('diagnostic quality on the vignettes', () => {
   let e: Evaluation;

@@ -28,8 +28,10 @@ const NEGATIONS = new Set([
   'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
   'didnt', 'doesnt', 'dont', 'wont', 'cant', 'cannot', 'nothing', 'negative',
 ]);
-// Words that end a negation's reach inside a sentence.
-const SCOPE_BREAKS = new Set(['but', 'however', 'although', 'though', 'except', 'yet', 'now', 'apart', 'still', 'and then']);
+// Words (and the comma) that end a negation's reach inside a sentence. A comma ends it too:
+// reading "not had his jabs, bloody diarrhoea" as no diarrhoea would hide a red flag, and a
+// finding wrongly kept present is the safer error.
+const SCOPE_BREAKS = new Set([',', 'but', 'however', 'although', 'though', 'except', 'yet', 'now', 'apart', 'still', 'then']);
 const NEGATION_WINDOW = 5;
 
 const NUMBERS: Record<string, number> = { a: 1, an: 1, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, couple: 2, few: 3, several: 4 };
@@ -62,7 +64,7 @@ function normaliseWord(w: string): string {
 
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
-  for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?]/g)) {
+  for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,]/g)) {
     const word = normaliseWord(m[0]);
     if (word !== '') tokens.push({ word, raw: plain(m[0]), start: m.index!, end: m.index! + m[0].length });
   }
@@ -79,7 +81,7 @@ export class Lexicon {
     for (const f of kb.findings.values()) {
       const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
       for (const term of terms) {
-        const words = tokenize(term).map((t) => t.word).filter((w) => !/^[.;!?]$/.test(w));
+        const words = tokenize(term).map((t) => t.word).filter((w) => !/^[.;!?,]$/.test(w));
         if (words.length === 0) continue;
         const list = this.byFirst.get(words[0]!) ?? [];
         if (!list.some((p) => p.code === f.code && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words });
@@ -142,6 +144,7 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
   // Sentences bound both negation and durations.
   const sentenceEnds: number[] = [];
   tokens.forEach((t, i) => /^[.;!?]$/.test(t.raw) && sentenceEnds.push(i));
+  // Commas stay in the token stream as negation-scope breaks; the lexicon never spans one.
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
   for (const end of sentenceEnds) {
@@ -156,12 +159,14 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
       i += m.length;
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
+    const inPhrase = new Set(matches.flatMap((m) => Array.from({ length: m.length }, (_, k) => m.at + k)));
     for (const m of matches) {
       let negated = false;
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
-        if (NEGATIONS.has(w)) {
+        if (NEGATIONS.has(w) && !inPhrase.has(k)) {
           negated = true;
           break;
         }
