@@ -94,6 +94,19 @@ export function fromObservations(kb: KnowledgeBase, observations: Array<StoredRe
   return out;
 }
 
+/** The case the agents see: the patient's facts, with the merged inputs (a weight in the vitals wins). */
+export function buildCase(species: CaseInput['species'], facts: PatientFacts, merged: ReturnType<typeof mergeCase>): CaseInput {
+  return {
+    species,
+    breed: facts.breed ?? null,
+    ageYears: facts.ageYears ?? null,
+    sex: facts.sex ?? 'unknown',
+    neutered: facts.neutered ?? null,
+    weightKg: merged.vitals.weightKg ?? facts.weightKg ?? null,
+    ...merged,
+  };
+}
+
 /** Case fields from the request, added after any stored observations (the request wins on vitals). */
 export function mergeCase(base: Pick<CaseInput, 'signs' | 'vitals' | 'vitalSources' | 'labs'>, parts: CaseFieldsInput[]): Pick<CaseInput, 'complaint' | 'signs' | 'vitals' | 'vitalSources' | 'labs' | 'mediaIds' | 'treatments'> {
   const merged = { complaint: '', signs: [...base.signs], vitals: { ...base.vitals }, vitalSources: { ...base.vitalSources }, labs: [...base.labs], mediaIds: [] as string[], treatments: [] as string[] };

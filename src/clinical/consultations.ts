@@ -3,7 +3,7 @@
  * diagnosed when the clinician asks. The session holds the reasoning chain, per-agent results
  * and inter-agent messages; the diagnosis itself is persisted like any other.
  */
-import { checkCaseFields, requireOnePatient, type PatientFacts } from './case-input.js';
+import { checkCaseFields, type PatientFacts } from './case-input.js';
 import type { ConsultationInputs, ConsultationRequest } from './diagnosis-schemas.js';
 import { newSessionId, type DiagnosesService, type DiagnosisOptions, type DiagnosisOutcome } from './diagnoses.js';
 import { NotFoundError } from './errors.js';
@@ -66,7 +66,6 @@ export class ConsultationsService {
 
   async start(ctx: RequestContext, req: ConsultationRequest): Promise<{ view: ConsultationView; degraded: boolean }> {
     requireWriter(ctx);
-    requireOnePatient(req);
     // Checks the patient and encounter now, so a consultation never starts on a wrong reference.
     const assembled = await this.diagnoses.assemble(ctx, req, []);
     const sessions = this.sessions();

@@ -8,7 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { AGENT_VERSIONS, orchestrate, type AgentRegistry, type OrchestratorResult } from '../agents/orchestrator.js';
 import type { CaseInput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
-import { checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
+import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
 import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from './errors.js';
 import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
@@ -82,20 +82,13 @@ export class DiagnosesService {
       });
     }
     const species = checkSpecies(kb, facts.species, req.patientId !== undefined ? 'patient species' : 'patient.species');
+    // Stored observations are not re-checked: one in a unit the agents cannot convert is kept
+    // and reported as not interpreted, like an unknown analyte.
     const merged = mergeCase(base, parts);
-    checkCaseFields(kb, { labs: merged.labs.map((l) => ({ analyte: l.analyte, value: l.value, unit: l.unit })) });
     return {
       patientId: req.patientId ?? null,
       encounterId: req.encounterId ?? null,
-      input: {
-        species,
-        breed: facts.breed ?? null,
-        ageYears: facts.ageYears ?? null,
-        sex: facts.sex ?? 'unknown',
-        neutered: facts.neutered ?? null,
-        weightKg: merged.vitals.weightKg ?? facts.weightKg ?? null,
-        ...merged,
-      },
+      input: buildCase(species, facts, merged),
     };
   }
 
@@ -120,7 +113,7 @@ export class DiagnosesService {
     const written = await sessions.write(
       ctx.principal.clinicId,
       sessionId,
-      { steps: result.steps, messages: result.messages, results: Object.fromEntries(Object.entries(result.outputs)) },
+      { steps: result.steps, messages: result.messages, results: { ...result.outputs } },
       ttl,
     );
     if (!written) throw new NotFoundError('Consultation', sessionId);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentRegistry, orchestrate } from '../../src/agents/orchestrator.js';
 import type { CaseInput, TriageLevel } from '../../src/agents/types.js';
-import { checkCaseFields, checkSpecies, mergeCase, type CaseFieldsInput } from '../../src/clinical/case-input.js';
+import { buildCase, checkCaseFields, checkSpecies, mergeCase, type CaseFieldsInput } from '../../src/clinical/case-input.js';
 import type { DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
 import { loadKnowledgeBase, type KnowledgeBase } from '../../src/knowledge/load.js';
 
@@ -54,15 +54,7 @@ export function caseFromRequest(kb: KnowledgeBase, req: DiagnosisRequest): CaseI
   if (patient === undefined) throw new Error('vignettes carry an inline patient');
   checkCaseFields(kb, fields as CaseFieldsInput);
   const merged = mergeCase({ signs: [], vitals: {}, vitalSources: {}, labs: [] }, [fields as CaseFieldsInput]);
-  return {
-    species: checkSpecies(kb, patient.species, 'patient.species'),
-    breed: patient.breed ?? null,
-    ageYears: patient.ageYears ?? null,
-    sex: patient.sex ?? 'unknown',
-    neutered: patient.neutered ?? null,
-    weightKg: merged.vitals.weightKg ?? patient.weightKg ?? null,
-    ...merged,
-  };
+  return buildCase(checkSpecies(kb, patient.species, 'patient.species'), patient, merged);
 }
 
 export async function evaluate(kb: KnowledgeBase = loadKnowledgeBase(), vignettes: Vignette[] = loadVignettes()): Promise<Evaluation> {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { canonicalJson } from '../../clinical/canonical-json.js';
-import type { AuditEntry, AuditVerification, RequestContext } from '../../clinical/ports.js';
+import type { AuditEntry, AuditVerification, RequestContext, StoredAuditEvent } from '../../clinical/ports.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
 interface ChainHead {
@@ -19,20 +19,9 @@ interface ChainHead {
 
 const GENESIS = '0'.repeat(64);
 
-export interface AuditRow {
-  chainId: string;
-  seq: number;
-  id: string;
-  occurredAt: Date;
+/** Everything an event's hash covers: the listed event plus its clinic and detail. */
+export interface AuditRow extends StoredAuditEvent {
   clinicId: string;
-  principalId: string | null;
-  role: string | null;
-  action: string;
-  entityType: string;
-  entityId: string | null;
-  outcome: string;
-  requestId: string | null;
-  sourceIp: string | null;
   detail: Record<string, unknown> | null;
 }
 
