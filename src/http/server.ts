@@ -98,12 +98,16 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   let idle: (() => void) | undefined;
   app.addHook('onRequest', async (request, reply) => {
     inFlight.add(request.raw);
+    // 'close' fires when the response is done or the client went away (onResponse does not
+    // run for an aborted request, which would hold shutdown until the drain timeout).
+    reply.raw.once('close', () => {
+      inFlight.delete(request.raw);
+      if (inFlight.size === 0) idle?.();
+    });
     reply.header('x-request-id', request.id);
   });
   // One line per request; no bodies, no headers, so no owner PII or clinical notes.
   app.addHook('onResponse', async (request, reply) => {
-    inFlight.delete(request.raw);
-    if (inFlight.size === 0) idle?.();
     request.log.info(
       {
         clinic: request.ctx?.principal.clinicId,
