@@ -37,7 +37,7 @@ export function templateNarrative(n: NarrativeInput): string {
   const lines = [
     `S: ${who || 'Patient'}${p.weightKg !== null ? `, ${p.weightKg} kg` : ''}. Reported: ${present.length ? present.join(', ') : 'no specific findings'}${absent.length ? `; no ${absent.join(', no ')}` : ''}.`,
     `O: ${abnormalLabs.length ? `Abnormal results: ${abnormalLabs.join('; ')}.` : 'No abnormal laboratory results supplied.'}`,
-    `A: Triage ${n.triage?.level ?? 'unavailable'}${n.triage ? ` (${n.triage.reasons[0]?.reason ?? ''})` : ''}. Differential: ${top.length ? top.join('; ') : 'unavailable'}.`,
+    `A: Triage ${n.triage?.level ?? 'unavailable'}${n.triage?.reasons[0] ? ` — ${n.triage.reasons[0].reason.replace(/\.$/, '')}` : ''}. Differential: ${top.length ? top.join('; ') : 'unavailable'}.`,
     `P: ${n.plan?.tests.length ? `Tests: ${n.plan.tests.map((t) => t.test).join('; ')}.` : 'No tests suggested.'}${n.plan?.treatments.length ? ` Consider: ${n.plan.treatments.map((t) => t.name).join(', ')}.` : ''}${n.plan?.blocked.length ? ` Avoid: ${n.plan.blocked.map((b) => `${b.name} (${b.reason})`).join('; ')}.` : ''}`,
   ];
   return lines.join('\n');

@@ -26,7 +26,7 @@ export function runTriage(kb: KnowledgeBase, species: KbSpecies, vitals: CaseVit
   const redFlags = new Map(kb.vitals.redFlagFindings.map((r) => [r.code, r]));
   for (const f of present) {
     const flag = redFlags.get(f.code);
-    if (flag) reasons.push({ level: 'emergency', reason: `Red flag: ${kb.findings.get(f.code)?.name ?? f.code} (${flag.reason})`, source: f.source, basis: flag.source ?? flag.basis });
+    if (flag) reasons.push({ level: 'emergency', reason: `Red flag (${kb.findings.get(f.code)?.name ?? f.code}): ${flag.reason}`, source: f.source, basis: flag.source ?? flag.basis });
   }
   for (const p of kb.vitals.parameters) {
     const value = vitals[p.code];
