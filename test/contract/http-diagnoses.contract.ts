@@ -99,9 +99,11 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       const enc = (await api('POST', `/v1/patients/${patient}/encounters`, { body: { type: 'emergency' } })).json().id;
       const obs = (await api('POST', `/v1/encounters/${enc}/observations`, { body: { category: 'clinical-sign', code: 'no_urine_passed_straining', value: true } })).json().id;
       const k = (await api('POST', `/v1/encounters/${enc}/observations`, { body: { category: 'laboratory', code: 'potassium', value: 8.1, unit: 'mmol/L' } })).json().id;
+      await api('POST', `/v1/encounters/${enc}/observations`, { body: { category: 'laboratory', code: 'glucose', value: 5, unit: 'furlongs' } });
       const res = await api('POST', '/v1/diagnoses', { body: { patientId: patient, encounterId: enc, complaint: 'keeps going in and out of the litter tray crying' } });
       assert.equal(res.statusCode, 201, res.body);
       const d = res.json();
+      assert.ok(d.warnings.some((w: string) => /Lab glucose not interpreted/.test(w)), 'a stored value in an unknown unit is kept and reported, not a 422');
       assert.equal(d.triage.level, 'emergency');
       assert.equal(d.differentials[0].code, 'urethral_obstruction');
       const refs = d.differentials[0].evidence.map((e: { source: { ref: string } }) => e.source.ref);
