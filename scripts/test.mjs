@@ -61,7 +61,20 @@ function findTests(dir) {
     .sort();
 }
 
-const [pgProblem, redisProblem] = await Promise.all([probePostgres(), probeRedis()]);
+// infra/ has its own tsconfig (the root typecheck does not cover it); check it beside the probes.
+function typecheckInfra() {
+  return new Promise((resolve) => {
+    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const child = spawn(process.execPath, [tsc, '-p', path.join(root, 'infra', 'tsconfig.json'), '--noEmit'], { cwd: root, stdio: 'inherit' });
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+}
+
+const [pgProblem, redisProblem, infraTypecheck] = await Promise.all([probePostgres(), probeRedis(), process.argv.length > 2 ? 0 : typecheckInfra()]);
+if (infraTypecheck !== 0) {
+  console.error('infra/ does not type-check (npx tsc -p infra/tsconfig.json --noEmit).');
+  process.exit(1);
+}
 const problems = [pgProblem, redisProblem].filter((p) => p !== null);
 if (problems.length > 0 && require) {
   for (const problem of problems) console.error(`AGENTICPET_REQUIRE_SERVICES=1 but ${problem}.`);
@@ -69,7 +82,8 @@ if (problems.length > 0 && require) {
 }
 
 const only = process.argv.slice(2);
-const files = only.length > 0 ? only : findTests(path.join(root, 'test'));
+// infra/ (the CDK app, an npm workspace) has its own suites; they need no servers.
+const files = only.length > 0 ? only : [...findTests(path.join(root, 'test')), ...findTests(path.join(root, 'infra', 'test'))];
 const tapFile = path.join(os.tmpdir(), `agenticpet-tap-${process.pid}.txt`);
 const env = {
   ...process.env,
@@ -89,16 +103,17 @@ const code = await new Promise((resolve) => {
 const tap = fs.existsSync(tapFile) ? fs.readFileSync(tapFile, 'utf8') : '';
 fs.rmSync(tapFile, { force: true });
 const count = (name) => Number((tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
-const skippedSuites = [...tap.matchAll(/^\s*(?:ok|not ok) \d+ - (.+?) # SKIP (.*)$/gm)].map((m) => `  - ${m[1]}: ${m[2] || 'skipped'}`);
+// The same test skipped in several runs of a contract suite is listed once.
+const skippedSuites = [...new Set([...tap.matchAll(/^\s*(?:ok|not ok) \d+ - (.+?) # SKIP (.*)$/gm)].map((m) => `  - ${m[1]}: ${m[2] || 'skipped'}`))];
 
 console.log('');
 if (skippedSuites.length > 0) {
   console.log(`Skipped ${skippedSuites.length} suite(s) or test(s):`);
-  console.log([...new Set(skippedSuites)].join('\n'));
+  console.log(skippedSuites.join('\n'));
   const missing = [pgProblem !== null ? 'PostgreSQL' : null, redisProblem !== null ? 'Redis' : null].filter((m) => m !== null);
   if (missing.length > 0) console.log(`Start ${missing.join(' and ')} (see README) to run them; AGENTICPET_REQUIRE_SERVICES=1 makes a missing server fail the run.`);
 } else {
   console.log('No suites skipped: PostgreSQL, Redis and the embedded stores were all tested.');
 }
-console.log(`tests: ${count('pass')} passed, ${count('fail')} failed, ${new Set(skippedSuites).size} skipped`);
+console.log(`tests: ${count('pass')} passed, ${count('fail')} failed, ${skippedSuites.length} skipped`);
 process.exit(code);

@@ -1,0 +1,35 @@
+import { App, Aspects, type AppProps } from 'aws-cdk-lib';
+import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
+import { AgenticPetStack } from './app-stack.js';
+import { configs, type EnvConfig, type EnvName } from './config.js';
+import { DrStack } from './dr-stack.js';
+import { applySuppressions } from './nag.js';
+import { RegistryStack } from './registry-stack.js';
+
+export interface EnvStacks {
+  readonly config: EnvConfig;
+  readonly registry: RegistryStack;
+  readonly main: AgenticPetStack;
+  readonly dr: DrStack;
+}
+
+/** Builds every stack of every environment, with the cdk-nag packs applied to the whole app. */
+export function buildApp(props: AppProps = {}, envs: readonly EnvName[] = ['dev', 'prod']): { app: App; stacks: Record<string, EnvStacks> } {
+  const app = new App(props);
+  const stacks: Record<string, EnvStacks> = {};
+  for (const name of envs) {
+    const config = configs[name];
+    const env = { account: config.account, region: config.region };
+    const prefix = `AgenticPet-${name}`;
+    const registry = new RegistryStack(app, `${prefix}-registry`, { env, config });
+    const dr = new DrStack(app, `${prefix}-dr`, { env: { account: config.account, region: config.drRegion }, config, crossRegionReferences: false });
+    const main = new AgenticPetStack(app, prefix, { env, config });
+    main.addStackDependency(registry, 'the service pulls its image from the registry');
+    main.addStackDependency(dr, 'backup copies go to the DR vault');
+    for (const stack of [registry, dr, main]) applySuppressions(stack);
+    stacks[name] = { config, registry, main, dr };
+  }
+  Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  Aspects.of(app).add(new HIPAASecurityChecks({ verbose: true }));
+  return { app, stacks };
+}

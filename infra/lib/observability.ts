@@ -1,0 +1,99 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import type { EnvConfig } from './config.js';
+import type { DataTier } from './data.js';
+import { METRICS_NAMESPACE, type ApiService } from './service.js';
+
+/** The dashboard and the alarms (to one SNS topic) an on-call engineer needs. */
+export class Observability extends Construct {
+  readonly topic: sns.Topic;
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: { config: EnvConfig; api: ApiService; data: DataTier; key: kms.IKey }) {
+    super(scope, id);
+    const { config, api, data } = props;
+    const lb = api.alb.metrics;
+    const tg = api.targetGroup.metrics;
+    const minute = Duration.minutes(1);
+
+    this.topic = new sns.Topic(this, 'Alarms', { displayName: `AgenticPet ${config.name} alarms`, masterKey: props.key, enforceSSL: true });
+    if (config.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+
+    const requests = lb.requestCount({ period: minute, statistic: 'Sum', label: 'requests/min' });
+    const p50 = tg.targetResponseTime({ period: minute, statistic: 'p50', label: 'p50' });
+    const p99 = tg.targetResponseTime({ period: minute, statistic: 'p99', label: 'p99' });
+    const target5xx = tg.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period: minute, statistic: 'Sum', label: 'target 5xx' });
+    const elb5xx = lb.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period: minute, statistic: 'Sum', label: 'ALB 5xx' });
+    const healthy = tg.healthyHostCount({ period: minute, statistic: 'Minimum', label: 'healthy tasks' });
+    const unhealthy = tg.unhealthyHostCount({ period: minute, statistic: 'Maximum', label: 'unhealthy tasks' });
+    const cpu = api.service.metricCpuUtilization({ period: minute, label: 'CPU %' });
+    const memory = api.service.metricMemoryUtilization({ period: minute, label: 'memory %' });
+    const dbCpu = data.cluster.metricCPUUtilization({ period: minute, label: 'Aurora CPU %' });
+    const dbConnections = data.cluster.metricDatabaseConnections({ period: minute, label: 'Aurora connections' });
+    const cacheMetric = (metricName: string, statistic: string) =>
+      new cloudwatch.Metric({ namespace: 'AWS/ElastiCache', metricName, dimensionsMap: { ReplicationGroupId: data.redis.ref }, period: minute, statistic, label: metricName });
+    const evictions = cacheMetric('Evictions', 'Sum');
+    const emf = (metricName: string, statistic: string) =>
+      new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { Service: 'agenticpet' }, period: minute, statistic, label: metricName });
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `agenticpet-${config.name}` });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Request rate', left: [requests], width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'Latency p50 / p99 (s)', left: [p50, p99], width: 8 }),
+      new cloudwatch.GraphWidget({ title: '5xx', left: [target5xx, elb5xx], width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Healthy tasks', left: [healthy, unhealthy], width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'Task CPU and memory', left: [cpu, memory], width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'Database', left: [dbCpu], right: [dbConnections], width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Cache', left: [cacheMetric('EngineCPUUtilization', 'Average'), cacheMetric('DatabaseMemoryUsagePercentage', 'Average')], right: [evictions, cacheMetric('CurrConnections', 'Average')], width: 12 }),
+      new cloudwatch.GraphWidget({ title: 'Application (EMF)', left: [emf('DiagnosisLatencyMs', 'p99'), emf('SessionStoreFallback', 'Sum')], width: 12 }),
+    );
+
+    const alarms = [
+      new cloudwatch.Alarm(this, 'P99Latency', {
+        alarmDescription: `p99 target response time above ${config.alarms.p99LatencyMs} ms`,
+        metric: p99,
+        threshold: config.alarms.p99LatencyMs / 1000,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+      }),
+      new cloudwatch.Alarm(this, 'Http5xx', {
+        alarmDescription: `more than ${config.alarms.http5xxPerMinute} target 5xx per minute`,
+        metric: target5xx,
+        threshold: config.alarms.http5xxPerMinute,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'UnhealthyTasks', {
+        alarmDescription: 'at least one task failing /readyz',
+        metric: unhealthy,
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'DbCpu', { alarmDescription: 'Aurora CPU high', metric: dbCpu, threshold: config.alarms.dbCpuPercent, evaluationPeriods: 5 }),
+      new cloudwatch.Alarm(this, 'DbConnections', { alarmDescription: 'Aurora connections high', metric: dbConnections, threshold: config.alarms.dbConnections, evaluationPeriods: 5 }),
+      new cloudwatch.Alarm(this, 'CacheEvictions', {
+        alarmDescription: 'Redis evicting keys: sessions are being lost before their TTL',
+        metric: evictions,
+        threshold: 0,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    for (const alarm of [...alarms, ...api.rollbackAlarms]) {
+      alarm.addAlarmAction(new actions.SnsAction(this.topic));
+      alarm.addOkAction(new actions.SnsAction(this.topic));
+    }
+  }
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+
+// No Docker engine here: parse the Dockerfile and check what the image must be.
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const text = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+const dockerfile = DockerfileParser.parse(text);
+const instructions = dockerfile.getInstructions();
+
+/** Instructions grouped by stage (split at each FROM), keyed by the stage name. */
+const stages = new Map<string, Instruction[]>();
+let current: Instruction[] = [];
+for (const ins of instructions) {
+  if (ins.getKeyword() === 'FROM') {
+    current = [ins];
+    const name = /\bAS\s+(\S+)\s*$/i.exec(ins.getArgumentsContent() ?? '')?.[1] ?? `stage${stages.size}`;
+    stages.set(name, current);
+  } else current.push(ins);
+}
+const lines = text.split('\n');
+/** The instruction as written, flags included (getArgumentsContent leaves flags out). */
+const raw = (ins: Instruction) => {
+  const { start, end } = ins.getRange();
+  return lines.slice(start.line, end.line + 1).join('\n');
+};
+const args = (list: Instruction[], keyword: string) => list.filter((i) => i.getKeyword() === keyword).map((i) => i.getArgumentsContent() ?? '');
+const jsonArgs = (ins: Instruction) => (ins as unknown as { getJSONStrings(): { getJSONValue(): string }[] }).getJSONStrings().map((s) => s.getJSONValue());
+
+describe('Dockerfile', () => {
+  const build = stages.get('build');
+  const runtime = stages.get('runtime');
+
+  it('has no syntax problems the parser reports and a build stage followed by the runtime stage', () => {
+    assert.ok(build && runtime, 'stages build and runtime');
+    assert.deepEqual([...stages.keys()], ['build', 'runtime'], 'runtime is the last (shipped) stage');
+    for (const ins of instructions) assert.ok(/^[A-Z]+$/.test(ins.getKeyword()), `instruction ${ins.getKeyword()} upper case`);
+  });
+
+  it('both stages start from the Node 20 LTS slim base', () => {
+    const base = dockerfile.getInitialARGs().find((a) => a.getProperty()?.getName() === 'NODE_IMAGE')?.getProperty()?.getValue();
+    assert.match(base ?? '', /^node:20(\.\d+)*-[a-z]+-slim$|^node:20-slim$/);
+    for (const stage of [build!, runtime!]) assert.match(raw(stage[0]!), /\$\{NODE_IMAGE\}/);
+  });
+
+  it('builds on the build platform and leaves the target platform free (linux/arm64 and linux/amd64)', () => {
+    assert.match(raw(build![0]!), /^FROM --platform=\$BUILDPLATFORM /);
+    assert.doesNotMatch(raw(runtime![0]!), /--platform/, 'runtime stage follows --platform of the build');
+    assert.doesNotMatch(text, /FROM\s+--platform=linux\//, 'no stage pinned to one architecture');
+  });
+
+  it('the build stage runs npm ci, then the build', () => {
+    const runs = args(build!, 'RUN');
+    const ci = runs.findIndex((r) => /\bnpm ci\b/.test(r));
+    const compile = runs.findIndex((r) => /\bnpm run build\b/.test(r));
+    assert.ok(ci >= 0 && compile > ci, 'npm ci before npm run build');
+  });
+
+  it('the runtime stage has only production dependencies, dist/ and data/knowledge/', () => {
+    const runs = args(runtime!, 'RUN').join('\n');
+    assert.match(runs, /npm ci --omit=dev --ignore-scripts/);
+    assert.doesNotMatch(runs, /npm (run )?build/);
+    const copies = runtime!.filter((i) => i.getKeyword() === 'COPY').map(raw);
+    assert.ok(copies.includes('COPY --from=build /app/dist ./dist'), 'dist/ from the build stage');
+    assert.ok(copies.includes('COPY data/knowledge ./data/knowledge'), 'the knowledge base');
+    assert.ok(!copies.some((c) => /^COPY (\.|src|infra\/?) /.test(c)), 'no source tree or infra/ copied into the runtime image');
+  });
+
+  it('the CDK stays out of the runtime image: infra/ declares dev dependencies only', () => {
+    const infra = JSON.parse(fs.readFileSync(path.join(root, 'infra/package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+    assert.equal(infra.dependencies, undefined);
+    assert.ok(infra.devDependencies?.['aws-cdk-lib'], 'aws-cdk-lib is a dev dependency');
+    const rootPkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; workspaces: string[] };
+    assert.deepEqual(rootPkg.workspaces, ['infra']);
+    for (const name of Object.keys(rootPkg.dependencies)) assert.doesNotMatch(name, /cdk|constructs/);
+  });
+
+  it('runs as a non-root user', () => {
+    const users = args(runtime!, 'USER');
+    assert.equal(users.length, 1);
+    assert.doesNotMatch(users[0]!, /^(root|0)(:|$)/);
+    const userLine = runtime!.findIndex((i) => i.getKeyword() === 'USER');
+    const cmdLine = runtime!.findIndex((i) => i.getKeyword() === 'CMD');
+    assert.ok(userLine < cmdLine, 'USER before CMD');
+  });
+
+  it('HEALTHCHECK probes /healthz with node (the slim image has no curl)', () => {
+    const [hc] = args(runtime!, 'HEALTHCHECK');
+    assert.ok(hc, 'HEALTHCHECK present');
+    assert.match(hc, /CMD \["node", "-e", .*\/healthz/);
+  });
+
+  it('CMD is the exec form ["node","dist/cli.js","serve"] so SIGTERM reaches Node, with no shell ENTRYPOINT', () => {
+    const cmds = runtime!.filter((i) => i.getKeyword() === 'CMD');
+    assert.equal(cmds.length, 1);
+    assert.deepEqual(jsonArgs(cmds[0]!), ['node', 'dist/cli.js', 'serve']);
+    assert.equal(runtime!.filter((i) => i.getKeyword() === 'ENTRYPOINT').length, 0);
+    assert.deepEqual(args(runtime!, 'STOPSIGNAL'), ['SIGTERM']);
+  });
+
+  it('.dockerignore keeps node_modules, local data and the CDK app out of the build context', () => {
+    const ignore = fs.readFileSync(path.join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    for (const entry of ['**/node_modules', 'dist', '.git', 'data/*', '!data/knowledge', 'infra/*', '!infra/package.json', '.env']) assert.ok(ignore.includes(entry), `.dockerignore has ${entry}`);
+  });
+});

@@ -1,0 +1,5 @@
+// One process, one synthesis: the app (dev and prod, every stack, cdk-nag packs) is built once
+// by support/synth.ts and every suite below asserts on the same templates.
+import './suites/nag.js';
+import './suites/data.js';
+import './suites/service.js';

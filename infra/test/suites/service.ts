@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { configs, requestsPerTargetPerMinute } from '../../lib/config.js';
+import { imageFor } from '../../lib/service.js';
+import { MANAGED_RULE_GROUPS } from '../../lib/waf.js';
+import { stacksOf, template } from '../support/synth.js';
+
+// The compute and edge side: ECR, ECS/Fargate, ALB, autoscaling, WAF, dashboard and alarms.
+for (const env of ['dev', 'prod'] as const) {
+  const config = configs[env];
+  describe(`${env}: service`, () => {
+    const stacks = stacksOf(env);
+    const main = template(stacks.main);
+    const registry = template(stacks.registry);
+
+    it('ECR repository scans on push, has immutable tags and a lifecycle policy', () => {
+      registry.hasResourceProperties('AWS::ECR::Repository', {
+        RepositoryName: `agenticpet-${env}`,
+        ImageScanningConfiguration: { ScanOnPush: true },
+        ImageTagMutability: 'IMMUTABLE',
+        LifecyclePolicy: { LifecyclePolicyText: Match.stringLikeRegexp('untagged.*imageCountMoreThan|imageCountMoreThan.*untagged') },
+      });
+    });
+
+    it('the task runs on ARM64 Fargate with the configured size and deploys the configured image tag', () => {
+      main.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        RequiresCompatibilities: ['FARGATE'],
+        RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+        Cpu: String(config.taskCpu),
+        Memory: String(config.taskMemoryMiB),
+        ContainerDefinitions: [
+          Match.objectLike({
+            Image: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(`/agenticpet-${env}:${config.imageTagOrDigest}$`)])] },
+            StopTimeout: config.stopTimeoutSeconds,
+            User: 'node',
+            PortMappings: [Match.objectLike({ ContainerPort: 3000 })],
+            HealthCheck: Match.objectLike({ Command: Match.arrayWith([Match.stringLikeRegexp('/healthz')]) }),
+          }),
+        ],
+      });
+    });
+
+    it('the container gets PORT and LOG_LEVEL as values and DATABASE_URL, REDIS_URL, the bootstrap key from Secrets Manager', () => {
+      const [task] = Object.values(main.findResources('AWS::ECS::TaskDefinition')) as { Properties: { ContainerDefinitions: { Environment: { Name: string; Value: string }[]; Secrets: { Name: string; ValueFrom: unknown }[] }[] } }[];
+      const container = task!.Properties.ContainerDefinitions[0]!;
+      const envVars = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
+      assert.equal(envVars.PORT, '3000');
+      assert.equal(envVars.LOG_LEVEL, config.logLevel);
+      const secrets = Object.fromEntries(container.Secrets.map((s) => [s.Name, JSON.stringify(s.ValueFrom)]));
+      assert.deepEqual(Object.keys(secrets).sort(), ['AGENTICPET_BOOTSTRAP_KEY', 'DATABASE_URL', 'REDIS_URL']);
+      assert.match(secrets.DATABASE_URL!, /DataDatabaseUrl.*:url::/);
+      assert.match(secrets.REDIS_URL!, /DataRedisUrl.*:url::/);
+      assert.match(secrets.AGENTICPET_BOOTSTRAP_KEY!, /BootstrapKey/);
+      for (const name of ['DATABASE_URL', 'REDIS_URL', 'AGENTICPET_BOOTSTRAP_KEY']) assert.ok(!(name in envVars), `${name} must not be a plain variable`);
+    });
+
+    it('the service keeps 100% healthy during deploys, rolls back on circuit breaker and on alarms', () => {
+      main.hasResourceProperties('AWS::ECS::Service', {
+        LaunchType: 'FARGATE',
+        DesiredCount: config.scaling.desiredTasks,
+        DeploymentConfiguration: {
+          MinimumHealthyPercent: 100,
+          MaximumPercent: 200,
+          DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+          Alarms: { Enable: true, Rollback: true, AlarmNames: [`agenticpet-${env}-deploy-target-5xx`, `agenticpet-${env}-deploy-unhealthy-targets`] },
+        },
+        NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
+      });
+      main.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: `agenticpet-${env}-deploy-target-5xx` });
+      main.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: `agenticpet-${env}-deploy-unhealthy-targets` });
+    });
+
+    it('scales between min and max on CPU and on ALB requests per target derived from the measured throughput', () => {
+      main.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: config.scaling.minTasks, MaxCapacity: config.scaling.maxTasks, ScalableDimension: 'ecs:service:DesiredCount' });
+      main.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+        PolicyType: 'TargetTrackingScaling',
+        TargetTrackingScalingPolicyConfiguration: Match.objectLike({ PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' }, TargetValue: config.scaling.cpuTargetPercent }),
+      });
+      const perTarget = requestsPerTargetPerMinute(config.scaling);
+      assert.equal(perTarget, Math.round(config.scaling.measuredRequestsPerSecondPerTask * 60 * config.scaling.headroom));
+      main.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+        TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+          PredefinedMetricSpecification: Match.objectLike({ PredefinedMetricType: 'ALBRequestCountPerTarget' }),
+          TargetValue: perTarget,
+        }),
+      });
+    });
+
+    it('the ALB listens on HTTPS with the configured certificate and redirects HTTP to HTTPS', () => {
+      main.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+        Scheme: 'internet-facing',
+        LoadBalancerAttributes: Match.arrayWith([
+          { Key: 'deletion_protection.enabled', Value: 'true' },
+          { Key: 'routing.http.drop_invalid_header_fields.enabled', Value: 'true' },
+          { Key: 'access_logs.s3.enabled', Value: 'true' },
+        ]),
+      });
+      main.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+        Port: 443,
+        Protocol: 'HTTPS',
+        Certificates: [{ CertificateArn: config.certificateArn }],
+        SslPolicy: Match.stringLikeRegexp('TLS'),
+      });
+      main.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+        Port: 80,
+        Protocol: 'HTTP',
+        DefaultActions: [{ Type: 'redirect', RedirectConfig: { Port: '443', Protocol: 'HTTPS', StatusCode: 'HTTP_301' } }],
+      });
+    });
+
+    it('the target group health-checks /readyz and drains for the configured delay', () => {
+      main.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+        Port: 3000,
+        TargetType: 'ip',
+        HealthCheckPath: '/readyz',
+        Matcher: { HttpCode: '200' },
+        TargetGroupAttributes: Match.arrayWith([{ Key: 'deregistration_delay.timeout_seconds', Value: String(config.deregistrationDelaySeconds) }]),
+      });
+    });
+
+    it('a WAFv2 web ACL on the ALB blocks with AWS managed rule groups and a per-IP rate rule, and logs', () => {
+      const acl = Object.values(main.findResources('AWS::WAFv2::WebACL'))[0] as { Properties: { Scope: string; Rules: Record<string, unknown>[] } };
+      assert.equal(acl.Properties.Scope, 'REGIONAL');
+      const rules = acl.Properties.Rules;
+      for (const name of MANAGED_RULE_GROUPS) {
+        const rule = rules.find((r) => r.Name === name);
+        assert.ok(rule, `${name} present`);
+        assert.deepEqual(rule.OverrideAction, { None: {} }, `${name} in block mode (no count override)`);
+        assert.deepEqual(rule.Statement, { ManagedRuleGroupStatement: { VendorName: 'AWS', Name: name } });
+      }
+      const rate = rules.find((r) => r.Name === 'rate-limit-per-ip');
+      assert.deepEqual(rate?.Action, { Block: {} });
+      assert.deepEqual(rate?.Statement, { RateBasedStatement: { Limit: config.wafRateLimitPer5Min, AggregateKeyType: 'IP', EvaluationWindowSec: 300 } });
+      main.hasResourceProperties('AWS::WAFv2::WebACLAssociation', { ResourceArn: { Ref: Match.stringLikeRegexp('ApiAlb') } });
+      main.resourceCountIs('AWS::WAFv2::LoggingConfiguration', 1);
+    });
+
+    it('logs go to a KMS-encrypted log group with the configured retention', () => {
+      main.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: config.logRetentionDays, KmsKeyId: Match.anyValue() });
+      for (const lg of Object.values(main.findResources('AWS::Logs::LogGroup')) as { Properties: Record<string, unknown> }[]) {
+        assert.ok(lg.Properties.KmsKeyId, 'every log group is KMS-encrypted');
+        assert.equal(lg.Properties.RetentionInDays, config.logRetentionDays);
+      }
+    });
+
+    it('the dashboard shows request rate, p50/p99, 5xx, healthy tasks, CPU/memory, database and cache', () => {
+      const [dash] = Object.values(main.findResources('AWS::CloudWatch::Dashboard')) as { Properties: { DashboardBody: unknown } }[];
+      const body = JSON.stringify(dash!.Properties.DashboardBody);
+      for (const needle of ['RequestCount', 'TargetResponseTime', 'p50', 'p99', 'HTTPCode_Target_5XX_Count', 'HealthyHostCount', 'CPUUtilization', 'MemoryUtilization', 'DatabaseConnections', 'AWS/RDS', 'AWS/ElastiCache', 'Evictions', 'AgenticPet']) {
+        assert.ok(body.includes(needle), `dashboard shows ${needle}`);
+      }
+    });
+
+    it('alarms on p99 latency, 5xx, unhealthy tasks, DB CPU and connections, cache evictions notify the SNS topic', () => {
+      main.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+      const alarms = Object.values(main.findResources('AWS::CloudWatch::Alarm')) as { Properties: Record<string, unknown> }[];
+      // An alarm on a labelled metric is rendered as Metrics[0].MetricStat; flatten both forms.
+      type Stat = { MetricStat?: { Metric: { MetricName: string; Namespace: string }; Stat: string } };
+      const flat = alarms.map((a) => {
+        const p = a.Properties;
+        const ms = (p.Metrics as Stat[] | undefined)?.[0]?.MetricStat;
+        return { Threshold: p.Threshold, AlarmActions: p.AlarmActions, MetricName: ms?.Metric.MetricName ?? p.MetricName, Namespace: ms?.Metric.Namespace ?? p.Namespace, Stat: ms?.Stat ?? p.ExtendedStatistic ?? p.Statistic };
+      });
+      const by = (metric: string, extra: (p: (typeof flat)[number]) => boolean = () => true) => flat.filter((a) => a.MetricName === metric && extra(a));
+      assert.equal(by('TargetResponseTime', (p) => p.Stat === 'p99' && p.Threshold === config.alarms.p99LatencyMs / 1000).length, 1);
+      assert.ok(by('HTTPCode_Target_5XX_Count').length >= 1, '5xx alarm');
+      assert.ok(by('UnHealthyHostCount').length >= 1, 'unhealthy tasks alarm');
+      assert.equal(by('CPUUtilization', (p) => p.Namespace === 'AWS/RDS' && p.Threshold === config.alarms.dbCpuPercent).length, 1);
+      assert.equal(by('DatabaseConnections', (p) => p.Threshold === config.alarms.dbConnections).length, 1);
+      assert.equal(by('Evictions', (p) => p.Namespace === 'AWS/ElastiCache').length, 1);
+      for (const alarm of alarms) assert.match(JSON.stringify(alarm.Properties.AlarmActions), /ObservabilityAlarms/, 'every alarm notifies the topic');
+    });
+  });
+}
+
+describe('image selection', () => {
+  const imageOf = (tagOrDigest: string) => {
+    const stack = new Stack(new App(), 'Image', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const task = new ecs.FargateTaskDefinition(stack, 'Task');
+    task.addContainer('api', { image: imageFor(ecr.Repository.fromRepositoryName(stack, 'Repo', 'agenticpet-prod'), tagOrDigest) });
+    const [def] = Object.values(Template.fromStack(stack).findResources('AWS::ECS::TaskDefinition')) as { Properties: { ContainerDefinitions: { Image: unknown }[] } }[];
+    return JSON.stringify(def!.Properties.ContainerDefinitions[0]!.Image);
+  };
+
+  it('deploys a tag as repo:tag and a digest as repo@sha256:...', () => {
+    assert.match(imageOf('1.4.2'), /\/agenticpet-prod:1\.4\.2"/);
+    const digest = `sha256:${'a'.repeat(64)}`;
+    assert.match(imageOf(digest), new RegExp(`/agenticpet-prod@${digest}"`));
+  });
+
+  it('refuses something that is neither', () => {
+    assert.throws(() => imageOf('latest; rm -rf /'), /neither an image tag nor a sha256 digest/);
+    assert.throws(() => imageOf('sha256:short'), /neither/);
+  });
+});
