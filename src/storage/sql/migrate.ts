@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { SqlExecutor } from './executor.js';
 import records from './migrations/0001_records.js';
 import diagnoses from './migrations/0002_diagnoses.js';
+import appRoleMembership from './migrations/0003_app_role_membership.js';
 
 export interface Migration {
   version: number;
@@ -13,6 +14,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'records', sql: records },
   { version: 2, name: 'diagnoses', sql: diagnoses },
+  { version: 3, name: 'app role membership', sql: appRoleMembership },
 ];
 
 // Any fixed 64-bit number shared by every instance; it names the migration lock.
