@@ -2,6 +2,7 @@ import { App, Aspects, type AppProps } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
 import { AgenticPetStack } from './app-stack.js';
 import { configs, type EnvConfig, type EnvName } from './config.js';
+import { DrDataStack } from './dr-data-stack.js';
 import { DrStack } from './dr-stack.js';
 import { applySuppressions } from './nag.js';
 import { RegistryStack } from './registry-stack.js';
@@ -11,6 +12,8 @@ export interface EnvStacks {
   readonly registry: RegistryStack;
   readonly main: AgenticPetStack;
   readonly dr: DrStack;
+  /** With `pilotLight`: the DR region's data tier (Aurora Global Database secondary). */
+  readonly drData?: DrDataStack;
 }
 
 /** Builds every stack of every environment, with the cdk-nag packs applied to the whole app. */
@@ -26,8 +29,14 @@ export function buildApp(props: AppProps = {}, envs: readonly EnvName[] = ['dev'
     const main = new AgenticPetStack(app, prefix, { env, config });
     main.addStackDependency(registry, 'the service pulls its image from the registry');
     main.addStackDependency(dr, 'backup copies go to the DR vault');
-    for (const stack of [registry, dr, main]) applySuppressions(stack);
-    stacks[name] = { config, registry, main, dr };
+    let drData: DrDataStack | undefined;
+    if (config.pilotLight && dr.vpc && dr.logKey) {
+      drData = new DrDataStack(app, `${prefix}-dr-data`, { env: { account: config.account, region: config.drRegion }, config, vpc: dr.vpc, logKey: dr.logKey });
+      drData.addStackDependency(main, 'the secondary joins the global cluster the main stack creates');
+      drData.addStackDependency(dr, 'the secondary runs in the DR VPC');
+    }
+    for (const stack of [registry, dr, main, ...(drData ? [drData] : [])]) applySuppressions(stack);
+    stacks[name] = { config, registry, main, dr, ...(drData ? { drData } : {}) };
   }
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   Aspects.of(app).add(new HIPAASecurityChecks({ verbose: true }));

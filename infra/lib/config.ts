@@ -14,7 +14,8 @@ export interface ServiceScaling {
   /**
    * Target ALB requests per target per minute. Derived from the measured per-task throughput
    * of `npm run bench:saturation` (requests per second at saturation for the task size below)
-   * times 60 times `headroom`, so a task is scaled out well before it saturates.
+   * times 60 times `headroom`, so a task is scaled out well before it saturates. Set from
+   * `designRequestsPerSecondPerTask(taskCpu)` (POST /v1/diagnoses, derated): see docs/capacity.md.
    */
   readonly measuredRequestsPerSecondPerTask: number;
   readonly headroom: number;
@@ -54,6 +55,23 @@ export interface EnvConfig {
   readonly backupRetentionDays: number;
 }
 
+/**
+ * The per-task throughput, from the bench (docs/capacity.md shows the derivation; re-derive both
+ * when the bench changes). `npm run bench:saturation -- --mode both --duration 10`, 2026-11-26,
+ * PostgreSQL + Redis mode, POST /v1/diagnoses (the most expensive route, the design target):
+ * 160 req/s from one Node process on a 2-core machine it shared with PostgreSQL, Redis and the
+ * load generator. The service is one Node process (one core of JavaScript), so one bench process
+ * is taken as one vCPU; derated by 0.75 (TLS to RDS Proxy and Redis, network hops, unknown
+ * Graviton vs bench core), and not scaled up for tasks above one vCPU.
+ */
+export const BENCH_DIAGNOSES_RPS = 160;
+export const BENCH_DERATE = 0.75;
+
+/** Sustainable requests per second of one task of `taskCpu` CPU units (docs/capacity.md). */
+export function designRequestsPerSecondPerTask(taskCpu: number): number {
+  return Math.round(BENCH_DIAGNOSES_RPS * BENCH_DERATE * Math.min(1, taskCpu / 1024));
+}
+
 /** Placeholder account for synthesis without credentials; override with AGENTICPET_AWS_ACCOUNT. */
 const account = process.env.AGENTICPET_AWS_ACCOUNT ?? process.env.CDK_DEFAULT_ACCOUNT ?? '111111111111';
 
@@ -69,7 +87,7 @@ export const configs: Record<EnvName, EnvConfig> = {
     imageTagOrDigest: process.env.AGENTICPET_IMAGE_TAG ?? '0.1.0',
     taskCpu: 512,
     taskMemoryMiB: 1024,
-    scaling: { desiredTasks: 2, minTasks: 2, maxTasks: 4, cpuTargetPercent: 60, measuredRequestsPerSecondPerTask: 1000, headroom: 0.6 },
+    scaling: { desiredTasks: 2, minTasks: 2, maxTasks: 4, cpuTargetPercent: 60, measuredRequestsPerSecondPerTask: designRequestsPerSecondPerTask(512), headroom: 0.6 },
     logLevel: 'debug',
     logRetentionDays: 30,
     stopTimeoutSeconds: 45,
@@ -94,7 +112,7 @@ export const configs: Record<EnvName, EnvConfig> = {
     imageTagOrDigest: process.env.AGENTICPET_IMAGE_TAG ?? '0.1.0',
     taskCpu: 1024,
     taskMemoryMiB: 2048,
-    scaling: { desiredTasks: 6, minTasks: 3, maxTasks: 60, cpuTargetPercent: 55, measuredRequestsPerSecondPerTask: 1000, headroom: 0.6 },
+    scaling: { desiredTasks: 6, minTasks: 3, maxTasks: 60, cpuTargetPercent: 55, measuredRequestsPerSecondPerTask: designRequestsPerSecondPerTask(1024), headroom: 0.6 },
     logLevel: 'info',
     logRetentionDays: 365,
     stopTimeoutSeconds: 60,

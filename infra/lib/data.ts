@@ -7,6 +7,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { EnvConfig } from './config.js';
+import { drSecretsKeyAlias } from './dr-stack.js';
 
 /** Characters left out of generated credentials so they can sit in a URL without escaping. */
 const URL_UNSAFE = ' %+~`#$&*()|[]{}:;<>?!\'/@"\\=,^';
@@ -15,6 +16,13 @@ export const DB_NAME = 'agenticpet';
 export const DB_USER = 'agenticpet';
 /** Not Redis's default 6379, so untargeted scans for open Redis ports miss it. */
 export const REDIS_PORT = 6380;
+/** Aurora engine version of the primary; a Global Database secondary must run the same one. */
+export const AURORA_VERSION = rds.AuroraPostgresEngineVersion.VER_16_4;
+
+/** Identifier of the Aurora Global Database (pilot light); deterministic so the DR stack can name it without a cross-region reference. */
+export function globalClusterId(config: EnvConfig): string {
+  return `agenticpet-${config.name}-global`;
+}
 
 /**
  * The persistent tier (Aurora PostgreSQL behind RDS Proxy) and the ephemeral tier (ElastiCache
@@ -25,6 +33,8 @@ export class DataTier extends Construct {
   readonly cluster: rds.DatabaseCluster;
   readonly proxy: rds.DatabaseProxy;
   readonly dbKey: kms.Key;
+  /** With `pilotLight`: the Aurora Global Database this cluster is the primary of. */
+  readonly globalCluster?: rds.CfnGlobalCluster;
   readonly redis: elasticache.CfnReplicationGroup;
   readonly databaseUrl: secretsmanager.Secret;
   readonly redisUrl: secretsmanager.Secret;
@@ -55,8 +65,22 @@ export class DataTier extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.cluster = new rds.DatabaseCluster(this, 'Aurora', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
-      credentials: rds.Credentials.fromGeneratedSecret(DB_USER, { encryptionKey: props.secretsKey, excludeCharacters: URL_UNSAFE }),
+      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: AURORA_VERSION }),
+      credentials: rds.Credentials.fromGeneratedSecret(DB_USER, {
+        encryptionKey: props.secretsKey,
+        excludeCharacters: URL_UNSAFE,
+        // Pilot light: a replica in the DR region, so the promoted secondary's password is there too.
+        ...(config.pilotLight
+          ? {
+              replicaRegions: [
+                {
+                  region: config.drRegion,
+                  encryptionKey: kms.Key.fromKeyArn(this, 'DrSecretsKey', `arn:${Stack.of(this).partition}:kms:${config.drRegion}:${config.account}:${drSecretsKeyAlias(config)}`),
+                },
+              ],
+            }
+          : {}),
+      }),
       defaultDatabaseName: DB_NAME,
       port: 5432,
       writer: rds.ClusterInstance.provisioned('writer', { instanceType, availabilityZone: azWriter, enablePerformanceInsights: true, performanceInsightEncryptionKey: this.dbKey }),
@@ -78,6 +102,18 @@ export class DataTier extends Construct {
     });
 
     this.cluster.node.addDependency(dbLogs);
+
+    // Pilot light: the cluster becomes the primary of an Aurora Global Database, whose secondary
+    // (a cross-region read replica, storage-level replication) lives in the DR region
+    // (AgenticPet-<env>-dr-data, lib/dr-data-stack.ts). Promoting it is the region failover.
+    if (config.pilotLight) {
+      this.globalCluster = new rds.CfnGlobalCluster(this, 'GlobalCluster', {
+        globalClusterIdentifier: globalClusterId(config),
+        sourceDbClusterIdentifier: this.cluster.clusterArn,
+        deletionProtection: true,
+      });
+      this.globalCluster.node.addDependency(this.cluster);
+    }
 
     this.proxy = this.cluster.addProxy('Proxy', {
       secrets: [this.cluster.secret!],

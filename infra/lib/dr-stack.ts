@@ -8,15 +8,24 @@ import type { EnvConfig } from './config.js';
 import { logsKey } from './keys.js';
 import { Network } from './network.js';
 
+/** Alias of the DR-region key for secret replicas (named, so the primary stack needs no cross-region reference). */
+export function drSecretsKeyAlias(config: EnvConfig): string {
+  return `alias/agenticpet-${config.name}-dr-secrets`;
+}
+
 /**
  * The DR region. Always: the KMS-encrypted, locked backup vault that receives a copy of every
- * recovery point (Aurora, media, backups). With `pilotLight`: also the network the data tier is
- * restored into (same three-tier VPC), so failover is restore + deploy, with no task running
- * until then (docs/deploy.md).
+ * recovery point (Aurora, media, backups). With `pilotLight`: also the network of the DR data
+ * tier (same three-tier VPC). The Aurora Global Database secondary itself is in
+ * AgenticPet-<env>-dr-data (it needs the primary's global cluster, so it deploys after the main
+ * stack, which in turn needs this vault). No task runs in the DR region (docs/deploy.md).
  */
 export class DrStack extends Stack {
   readonly vault: backup.BackupVault;
   readonly vpc?: ec2.Vpc;
+  readonly logKey?: kms.Key;
+  /** With `pilotLight`: the key of the DR replica of the Aurora credentials secret. */
+  readonly secretsKey?: kms.Key;
   private readonly azs: readonly string[];
 
   constructor(scope: Construct, id: string, props: StackProps & { config: EnvConfig }) {
@@ -31,9 +40,14 @@ export class DrStack extends Stack {
       lockConfiguration: { minRetention: Duration.days(7) },
     });
     if (config.pilotLight) {
-      const logKey = logsKey(this, 'LogKey', `AgenticPet ${config.name} DR logs`);
+      // Encrypts the DR-region replica of the Aurora credentials secret (replicated by the main
+      // stack, referenced there by alias): after a failover the promoted cluster's password is
+      // readable in this region even if the primary region is down.
+      this.secretsKey = new kms.Key(this, 'SecretsKey', { enableKeyRotation: true, description: `AgenticPet ${config.name} DR secrets`, removalPolicy: RemovalPolicy.RETAIN });
+      this.secretsKey.addAlias(drSecretsKeyAlias(config));
+      this.logKey = logsKey(this, 'LogKey', `AgenticPet ${config.name} DR logs`);
       const drConfig: EnvConfig = { ...config, region: config.drRegion, availabilityZones: config.drAvailabilityZones, natGateways: 1 };
-      this.vpc = new Network(this, 'Network', { config: drConfig, logKey }).vpc;
+      this.vpc = new Network(this, 'Network', { config: drConfig, logKey: this.logKey }).vpc;
     }
   }
 

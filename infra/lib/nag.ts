@@ -43,6 +43,17 @@ const rules: Record<string, NagPackSuppression[]> = {
   'Data/Aurora/writer': [{ id: 'HIPAA.Security-RDSInBackupPlan', reason: 'The Aurora cluster (not its instances) is the backup unit; it is selected in the AWS Backup plan (Backup/Plan/Resources).' }],
   'Data/Aurora/reader': [{ id: 'HIPAA.Security-RDSInBackupPlan', reason: 'The Aurora cluster (not its instances) is the backup unit; it is selected in the AWS Backup plan (Backup/Plan/Resources).' }],
   'Data/Aurora/Proxy': [IAM_INLINE],
+  // AgenticPet-<env>-dr-data (pilot light): the Aurora Global Database secondary.
+  MonitoringRole: [
+    { id: 'AwsSolutions-IAM4', reason: 'DR secondary: AmazonRDSEnhancedMonitoringRole is the AWS-documented policy for RDS enhanced monitoring and only allows writing to the RDSOSMetrics log group.' },
+  ],
+  Reader: [
+    {
+      id: 'HIPAA.Security-RDSInBackupPlan',
+      reason:
+        'The DR secondary holds a storage-level replica of the primary cluster, which is in the primary AWS Backup plan with every recovery point copied to this region\'s vault; after promotion the main stack deployed here brings its own plan.',
+    },
+  ],
   'Backup/Plan': [
     { id: 'AwsSolutions-IAM4', reason: 'AWSBackupServiceRolePolicyForBackup is the AWS-maintained role policy AWS Backup needs to snapshot RDS and S3.' },
   ],

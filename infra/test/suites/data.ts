@@ -130,5 +130,74 @@ for (const env of ['dev', 'prod'] as const) {
       dr.resourceCountIs('AWS::ECS::Service', 0);
       dr.resourceCountIs('AWS::RDS::DBInstance', 0);
     });
+
+    if (!config.pilotLight) {
+      it('without pilot light: no global database, no DR data stack', () => {
+        assert.equal(stacks.drData, undefined);
+        main.resourceCountIs('AWS::RDS::GlobalCluster', 0);
+        assert.equal((Object.values(main.findResources('AWS::SecretsManager::Secret')) as Resource[]).filter((r) => r.Properties.ReplicaRegions).length, 0);
+      });
+    } else {
+      it('pilot light: the primary Aurora cluster is the source of an Aurora Global Database', () => {
+        const global = one(main.findResources('AWS::RDS::GlobalCluster'));
+        assert.equal(global.Properties.GlobalClusterIdentifier, `agenticpet-${env}-global`);
+        assert.equal(global.Properties.DeletionProtection, true);
+        assert.match(JSON.stringify(global.Properties.SourceDBClusterIdentifier), /:rds:.*:cluster:.*DataAurora/);
+        assert.equal(global.Properties.Engine, undefined, 'engine and version come from the source cluster');
+      });
+
+      it(`pilot light: the Aurora credentials secret is replicated to ${config.drRegion} under the DR secrets key`, () => {
+        const replicated = (Object.values(main.findResources('AWS::SecretsManager::Secret')) as Resource[]).filter((r) => r.Properties.ReplicaRegions);
+        assert.equal(replicated.length, 1, 'only the Aurora credentials');
+        assert.equal(JSON.stringify(replicated[0]!.Properties.GenerateSecretString).includes('agenticpet'), true);
+        const [replica] = replicated[0]!.Properties.ReplicaRegions as { Region: string; KmsKeyId: unknown }[];
+        assert.equal(replica!.Region, config.drRegion);
+        assert.match(JSON.stringify(replica!.KmsKeyId), new RegExp(`:kms:${config.drRegion}:.*:alias/agenticpet-${env}-dr-secrets`));
+        dr.hasResourceProperties('AWS::KMS::Alias', { AliasName: `alias/agenticpet-${env}-dr-secrets` });
+        dr.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true, Description: Match.stringLikeRegexp('DR secrets') });
+      });
+
+      it(`pilot light: ${config.drRegion} holds an encrypted Global Database secondary with one instance, and no ECS service or task`, () => {
+        const drData = stacksOf(env).drData!;
+        assert.ok(drData, 'DR data stack exists');
+        assert.equal(drData.region, config.drRegion);
+        assert.ok(drData.dependencies.includes(stacks.main), 'deploys after the main stack (the global cluster)');
+        assert.ok(drData.dependencies.includes(stacks.dr), 'deploys after the DR network');
+        const t = template(drData);
+        const cluster = one(t.findResources('AWS::RDS::DBCluster'));
+        const p = cluster.Properties;
+        assert.equal(p.GlobalClusterIdentifier, `agenticpet-${env}-global`);
+        assert.equal(p.DBClusterIdentifier, `agenticpet-${env}-dr`);
+        assert.equal(p.Engine, 'aurora-postgresql');
+        assert.equal(p.EngineVersion, '16.4', 'same engine version as the primary');
+        assert.equal(p.StorageEncrypted, true);
+        assert.match(JSON.stringify(p.KmsKeyId), /DbKey[0-9A-F]+","Arn"/, 'a key of the DR stack (region)');
+        assert.equal(p.MasterUsername, undefined, 'credentials replicate from the primary');
+        assert.equal(p.MasterUserPassword, undefined);
+        assert.equal(p.DeletionProtection, true);
+        assert.equal(p.BackupRetentionPeriod, 35);
+        assert.equal(p.EnableIAMDatabaseAuthentication, true);
+        assert.deepEqual(p.EnableCloudwatchLogsExports, ['postgresql']);
+        assert.equal(cluster.DeletionPolicy, 'Snapshot');
+        t.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true, Description: Match.stringLikeRegexp('DR secondary') });
+        t.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', { Family: 'aurora-postgresql16', Parameters: { 'rds.force_ssl': '1' } });
+        const subnetIds = one(t.findResources('AWS::RDS::DBSubnetGroup')).Properties.SubnetIds as { 'Fn::ImportValue': string }[];
+        assert.equal(subnetIds.length, 3, 'one isolated subnet per DR AZ');
+        for (const s of subnetIds) assert.match(s['Fn::ImportValue'], new RegExp(`^AgenticPet-${env}-dr:.*NetworkVpcisolatedSubnet`));
+        const instance = one(t.findResources('AWS::RDS::DBInstance'));
+        assert.equal(instance.Properties.DBInstanceClass, `db.${config.dbInstanceClass}`);
+        assert.equal(instance.Properties.PubliclyAccessible, false);
+        assert.ok(config.drAvailabilityZones.includes(instance.Properties.AvailabilityZone as string));
+        t.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: `/aws/rds/cluster/agenticpet-${env}-dr/postgresql`, KmsKeyId: Match.anyValue() });
+        // Pilot light: data only. Nothing runs the service until failover.
+        for (const type of ['AWS::ECS::Service', 'AWS::ECS::TaskDefinition', 'AWS::ECS::Cluster', 'AWS::RDS::DBProxy', 'AWS::ElasticLoadBalancingV2::LoadBalancer']) {
+          t.resourceCountIs(type, 0);
+          dr.resourceCountIs(type, 0);
+        }
+        // No ElastiCache secondary: the cache is ephemeral (docs/deploy.md).
+        t.resourceCountIs('AWS::ElastiCache::ReplicationGroup', 0);
+        main.resourceCountIs('AWS::ElastiCache::GlobalReplicationGroup', 0);
+      });
+    }
   });
 }

@@ -9,15 +9,16 @@ import { app, nagFindings, template } from '../support/synth.js';
 
 describe('the app', () => {
   const { stacks } = app();
-  const all = Object.values(stacks).flatMap((s) => [s.registry, s.dr, s.main]);
+  const all = Object.values(stacks).flatMap((s) => [s.registry, s.dr, s.main, ...(s.drData ? [s.drData] : [])]);
 
-  it('synthesizes registry, DR and main stacks for dev and prod', () => {
+  it('synthesizes registry, DR and main stacks for dev and prod, and the pilot-light DR data stack for prod only', () => {
     assert.deepEqual(all.map((s) => s.stackName).sort(), [
       'AgenticPet-dev',
       'AgenticPet-dev-dr',
       'AgenticPet-dev-registry',
       'AgenticPet-prod',
       'AgenticPet-prod-dr',
+      'AgenticPet-prod-dr-data',
       'AgenticPet-prod-registry',
     ]);
     for (const stack of all) assert.ok(Object.keys(template(stack).toJSON().Resources ?? {}).length > 0, `${stack.stackName} has resources`);
@@ -35,6 +36,9 @@ describe('the app', () => {
     assert.match(metadata, /"rules_to_suppress"/);
     assert.match(metadata, /AwsSolutions-ECS2/);
     assert.match(metadata, /HIPAA\.Security-RDSInBackupPlan/);
+    const drData = JSON.stringify(template(stacks.prod!.drData!).toJSON());
+    assert.match(drData, /"rules_to_suppress"/);
+    assert.match(drData, /HIPAA\.Security-RDSInBackupPlan/);
   });
 
   it('every suppression names a rule and gives a reason', () => {

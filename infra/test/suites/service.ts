@@ -4,7 +4,8 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import { configs, requestsPerTargetPerMinute } from '../../lib/config.js';
+import { readFileSync } from 'node:fs';
+import { BENCH_DERATE, BENCH_DIAGNOSES_RPS, configs, designRequestsPerSecondPerTask, requestsPerTargetPerMinute } from '../../lib/config.js';
 import { imageFor } from '../../lib/service.js';
 import { MANAGED_RULE_GROUPS } from '../../lib/waf.js';
 import { stacksOf, template } from '../support/synth.js';
@@ -82,6 +83,11 @@ for (const env of ['dev', 'prod'] as const) {
       });
       const perTarget = requestsPerTargetPerMinute(config.scaling);
       assert.equal(perTarget, Math.round(config.scaling.measuredRequestsPerSecondPerTask * 60 * config.scaling.headroom));
+      // The measured figure comes from the bench (docs/capacity.md), not a placeholder: POST
+      // /v1/diagnoses 160 req/s x 0.75 derate, pro rata below one vCPU.
+      assert.equal(config.scaling.measuredRequestsPerSecondPerTask, designRequestsPerSecondPerTask(config.taskCpu));
+      assert.equal(designRequestsPerSecondPerTask(1024), 120);
+      assert.equal(designRequestsPerSecondPerTask(512), 60);
       main.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
         TargetTrackingScalingPolicyConfiguration: Match.objectLike({
           PredefinedMetricSpecification: Match.objectLike({ PredefinedMetricType: 'ALBRequestCountPerTarget' }),
@@ -195,5 +201,20 @@ describe('image selection', () => {
   it('refuses something that is neither', () => {
     assert.throws(() => imageOf('latest; rm -rf /'), /neither an image tag nor a sha256 digest/);
     assert.throws(() => imageOf('sha256:short'), /neither/);
+  });
+});
+
+describe('the capacity model (docs/capacity.md)', () => {
+  const root = new URL('../../../', import.meta.url);
+  const doc = readFileSync(new URL('docs/capacity.md', root), 'utf8');
+
+  it('takes its per-task figure from the bench result it cites, as config.ts does', () => {
+    const cited = /bench\/results\/(saturation-[^`]+\.json)/.exec(doc)?.[1];
+    assert.ok(cited, 'docs/capacity.md cites a bench result file');
+    const bench = JSON.parse(readFileSync(new URL(`bench/results/${cited}`, root), 'utf8')) as { rows: { mode: string; route: string; requestsPerSec: number }[] };
+    const row = bench.rows.find((r) => r.mode === 'postgres' && r.route === 'POST /v1/diagnoses');
+    assert.equal(row?.requestsPerSec, BENCH_DIAGNOSES_RPS);
+    assert.match(doc, new RegExp(`${BENCH_DIAGNOSES_RPS} × ${BENCH_DERATE} = \\*\\*${designRequestsPerSecondPerTask(1024)} req/s`));
+    assert.match(doc, /npm run bench:saturation -- --mode both --duration 10/);
   });
 });
