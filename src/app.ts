@@ -20,6 +20,8 @@ import { RecordsService } from './clinical/records.js';
 import type { Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
 import { loadKnowledgeBase } from './knowledge/load.js';
+import { EmfSink } from './observability/emf.js';
+import { createMetrics } from './observability/metrics.js';
 import { OpenAiCompatibleClient } from './llm/openai.js';
 import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/sessions/redis.js';
@@ -81,8 +83,13 @@ function openSessions(config: Config, logger: Logger, registry: Registry): { per
   return { perRequest: () => resilient.withTracking(), kind: 'redis', close: () => resilient.close() };
 }
 
+export interface RuntimeOptions {
+  /** Where EMF lines go with METRICS_SINK=emf (one document per call); stdout by default. */
+  emfWrite?: (line: string) => void;
+}
+
 /** Builds the whole service on an open executor: migrations, bootstrap, services, HTTP. */
-export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logger): Promise<Runtime> {
+export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const kb = loadKnowledgeBase(config.knowledgeDir);
   const result = await migrate(db);
   if (result.applied.length > 0) logger.info({ applied: result.applied.map((m) => m.version) }, 'database migrated');
@@ -91,16 +98,18 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const access = new AccessService(store, ops);
   const blobs = new FsBlobStore(path.join(config.dataDir, 'blobs'));
   const metrics = new Registry();
+  const observed = createMetrics(metrics, { poolStats: db instanceof PostgresExecutor ? () => db.stats() : undefined });
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs });
-  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds);
+  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses);
   const app = await buildHttpApp(
     {
       diagnoses,
       consultations: new ConsultationsService(ops, diagnoses, sessions.perRequest),
       sessionStoreKind: sessions.kind,
       metrics,
+      requestMetrics: observed.http,
       records: new RecordsService(ops),
       encounters: new EncountersService(ops),
       media: new MediaService(ops, blobs),
@@ -110,6 +119,10 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     },
     { logger, bodyMaxBytes: config.bodyMaxBytes, mediaMaxBytes: config.mediaMaxBytes, version: VERSION },
   );
+  const emf =
+    config.metricsSink === 'emf'
+      ? new EmfSink(metrics, { intervalSeconds: config.metricsEmfIntervalSeconds, write: opts.emfWrite, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'EMF metrics flush failed') }).start()
+      : null;
   return {
     app,
     store,
@@ -117,6 +130,8 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     close: async () => {
       await app.close();
       await app.drained(20_000);
+      // After the drain, so the last period's requests are in the final EMF flush.
+      await emf?.stop();
       await store.close();
       await sessions.close();
     },

@@ -27,7 +27,14 @@ export interface Config {
   agentBudgetMs: number;
   /** Optional LLM for the narrative (OpenAI-compatible); off unless the base URL and model are set. */
   llm: { baseUrl: string; model: string; apiKey: string | undefined; timeoutMs: number } | undefined;
+  /** prometheus: GET /metrics only; emf: also CloudWatch EMF lines on stdout. */
+  metricsSink: MetricsSink;
+  /** How often the EMF sink writes, seconds. */
+  metricsEmfIntervalSeconds: number;
 }
+
+export type MetricsSink = 'prometheus' | 'emf';
+const METRICS_SINKS: readonly MetricsSink[] = ['prometheus', 'emf'];
 
 export class ConfigError extends Error {
   constructor(
@@ -79,6 +86,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((llmBaseUrl === undefined) !== (llmModel === undefined)) {
     throw new ConfigError(llmBaseUrl === undefined ? 'AGENTICPET_LLM_BASE_URL' : 'AGENTICPET_LLM_MODEL', 'must be set together with the other LLM setting (AGENTICPET_LLM_BASE_URL and AGENTICPET_LLM_MODEL)');
   }
+  const metricsSink = (optional(env, 'METRICS_SINK') ?? 'prometheus').toLowerCase();
+  if (!METRICS_SINKS.includes(metricsSink as MetricsSink)) {
+    throw new ConfigError('METRICS_SINK', `must be one of ${METRICS_SINKS.join(', ')}, got "${metricsSink}"`);
+  }
   const redisKeyPrefix = optional(env, 'REDIS_KEY_PREFIX') ?? 'ap';
   if (!/^[A-Za-z0-9_.-]{1,32}$/.test(redisKeyPrefix)) throw new ConfigError('REDIS_KEY_PREFIX', 'must be 1 to 32 letters, digits, dots, dashes or underscores');
   return {
@@ -100,5 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaMaxBytes: integer(env, 'AGENTICPET_MEDIA_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     bodyMaxBytes: integer(env, 'AGENTICPET_BODY_MAX_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+    metricsSink: metricsSink as MetricsSink,
+    metricsEmfIntervalSeconds: integer(env, 'METRICS_EMF_INTERVAL_SECONDS', 60, 1, 3600),
   };
 }

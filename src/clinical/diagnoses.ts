@@ -11,6 +11,7 @@ import type { KnowledgeBase } from '../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
 import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from './errors.js';
+import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
 import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
 import type { DiagnosisRecord, EvidenceLink, Page, RequestContext } from './ports.js';
 import { RecordsService } from './records.js';
@@ -43,6 +44,7 @@ export class DiagnosesService {
     private readonly registry: AgentRegistry,
     private readonly sessions: () => TrackedSessions,
     readonly sessionTtlSeconds: number,
+    private readonly metrics: DiagnosisMetrics = NO_DIAGNOSIS_METRICS,
   ) {}
 
   get knowledge(): KnowledgeBase {
@@ -110,6 +112,7 @@ export class DiagnosesService {
       await sessions.create({ id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl);
     }
     const result = await orchestrate(this.registry, assembled.input, { onStep: opts.onStep });
+    this.metrics.agentSteps(result.steps);
     const written = await sessions.write(
       ctx.principal.clinicId,
       sessionId,
@@ -147,6 +150,8 @@ export class DiagnosesService {
       });
       return { status: 201, body: diagnosis, location: `/v1/diagnoses/${id}` };
     });
+    // A replay returns the first request's report; only a new commit changes the triage mix.
+    if (response.replayed !== true) this.metrics.diagnosisRecorded(diagnosis.triage.level);
     return { response, sessionDegraded: sessions.degraded };
   }
 

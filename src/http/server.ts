@@ -15,6 +15,7 @@ import type { EncountersService } from '../clinical/encounters.js';
 import type { MediaService } from '../clinical/media.js';
 import type { RequestContext } from '../clinical/ports.js';
 import type { RecordsService } from '../clinical/records.js';
+import type { RequestMetrics } from '../observability/metrics.js';
 import { Problem } from '../clinical/schemas.js';
 import { registerProblemHandlers } from './problem.js';
 import { registerAuditRoutes } from './routes/audit.js';
@@ -33,6 +34,8 @@ export interface Services {
   sessionStoreKind: string;
   /** Prometheus registry of the process's metrics. */
   metrics: Registry;
+  /** Where each response's latency is recorded (by route pattern and status). */
+  requestMetrics: RequestMetrics;
   encounters: EncountersService;
   media: MediaService;
   access: AccessService;
@@ -107,14 +110,18 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     reply.header('x-request-id', request.id);
   });
   // One line per request; no bodies, no headers, so no owner PII or clinical notes.
+  // The route is the pattern (/v1/patients/:id), never the URL: ids would explode the metric.
   app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const elapsedMs = reply.elapsedTime;
+    services.requestMetrics.observeRequest(request.method, route, reply.statusCode, elapsedMs / 1000);
     request.log.info(
       {
         clinic: request.ctx?.principal.clinicId,
         method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
+        route,
         status: reply.statusCode,
-        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
+        latencyMs: Math.round(elapsedMs * 100) / 100,
       },
       'request',
     );

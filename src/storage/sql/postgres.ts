@@ -79,6 +79,11 @@ export class PostgresExecutor implements SqlExecutor {
     }
   }
 
+  /** Pool usage for the metrics: connections open, idle, and requests waiting for one. */
+  stats(): { total: number; idle: number; waiting: number } {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  }
+
   async ping(): Promise<void> {
     await this.query('SELECT 1');
   }
