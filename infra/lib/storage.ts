@@ -24,7 +24,8 @@ export class Buckets extends Construct {
       lifecycleRules: [{ expiration: Duration.days(config.logRetentionDays), noncurrentVersionExpiration: Duration.days(30) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.media = new s3.Bucket(this, 'Media', {
+    // Both data buckets: KMS, TLS only, no public access, versioned, access-logged, retained.
+    const dataBucket: s3.BucketProps = {
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
       bucketKeyEnabled: true,
@@ -33,21 +34,14 @@ export class Buckets extends Construct {
       versioned: true,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: this.accessLogs,
-      serverAccessLogsPrefix: 'media/',
       removalPolicy: RemovalPolicy.RETAIN,
-    });
+    };
+    this.media = new s3.Bucket(this, 'Media', { ...dataBucket, serverAccessLogsPrefix: 'media/' });
     this.backups = new s3.Bucket(this, 'Backups', {
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      ...dataBucket,
       objectLockEnabled: true,
       // Audit checkpoints cannot be altered or deleted, not even by an administrator, for a year.
       objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(365)),
-      serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: 'backups/',
       lifecycleRules: [
         {
@@ -60,7 +54,6 @@ export class Buckets extends Construct {
           noncurrentVersionTransitions: [{ storageClass: s3.StorageClass.GLACIER, transitionAfter: Duration.days(30) }],
         },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 }
