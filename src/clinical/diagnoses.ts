@@ -105,6 +105,8 @@ export class DiagnosesService {
   /** Runs the agents on an assembled case and persists the result; shared with consultations. */
   async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
     const sessions = this.sessions();
+    const known = await this.ops.replayIfKnown(ctx, { action: 'create', entityType: 'diagnosis', entityId: null }, opts.idem);
+    if (known !== null) return { response: known, sessionDegraded: false };
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();
     const now = new Date().toISOString();

@@ -51,6 +51,35 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
 export class Operations {
   constructor(readonly store: ClinicalStore) {}
 
+  /** The stored response for this key, or null; 422 when the key came with another request. */
+  private static async previous(tx: ClinicalTx, d: AuditDraft, idem: Idempotency): Promise<Replayable | null> {
+    const previous = await tx.findIdempotent(idem.key);
+    if (previous === null) return null;
+    if (previous.requestHash !== idem.requestHash) {
+      throw new UnprocessableError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request');
+    }
+    d.outcome = 'replayed';
+    return { ...previous.response, replayed: true };
+  }
+
+  /**
+   * For creates whose work comes before their transaction (a diagnosis runs its agents first):
+   * the stored response when the key was already used, so a retry does none of that work.
+   */
+  async replayIfKnown(ctx: RequestContext, draft: AuditDraft, idem: Idempotency | undefined): Promise<Replayable | null> {
+    if (idem === undefined) return null;
+    try {
+      return await this.store.inClinic(ctx, async (tx) => {
+        const found = await Operations.previous(tx, draft, idem);
+        if (found !== null) await tx.audit({ ...draft, outcome: 'replayed' });
+        return found;
+      });
+    } catch (err) {
+      if (err instanceof DomainError) await this.store.inClinic(ctx, (tx) => tx.audit({ ...draft, outcome: err.type })).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Runs fn in one transaction with its audit event; refusals are audited after rollback. */
   async run<T>(ctx: RequestContext, draft: AuditDraft, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<T>): Promise<T> {
     try {
@@ -79,14 +108,8 @@ export class Operations {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.run(ctx, draft, async (tx, d) => {
-          const previous = await tx.findIdempotent(idem.key);
-          if (previous !== null) {
-            if (previous.requestHash !== idem.requestHash) {
-              throw new UnprocessableError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request');
-            }
-            d.outcome = 'replayed';
-            return { ...previous.response, replayed: true };
-          }
+          const previous = await Operations.previous(tx, d, idem);
+          if (previous !== null) return previous;
           const response = await fn(tx, d);
           await tx.saveIdempotent(idem.key, idem.requestHash, response);
           return response;

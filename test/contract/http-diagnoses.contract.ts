@@ -52,10 +52,15 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
     it('an Idempotency-Key replays the stored diagnosis instead of diagnosing twice', async () => {
       const headers = { 'idempotency-key': `diag-${Date.now()}` };
       const first = await api('POST', '/v1/diagnoses', { body: GDV, headers });
+      const intakeRuns = async () => Number(/agenticpet_agent_step_duration_seconds_count\{agent="intake",status="ok"\} (\d+)/.exec((await api('GET', '/metrics')).body)?.[1] ?? 0);
+      const before = await intakeRuns();
       const again = await api('POST', '/v1/diagnoses', { body: GDV, headers });
       assert.equal(again.statusCode, 201);
       assert.equal(again.headers['idempotent-replayed'], 'true');
       assert.equal(again.json().id, first.json().id);
+      assert.equal(await intakeRuns(), before, 'a replay does not run the agents again');
+      const reused = await api('POST', '/v1/diagnoses', { body: { ...GDV, complaint: 'something else' }, headers });
+      assert.equal(reused.statusCode, 422);
     });
 
     it('counts session-tier fallbacks in /metrics', { skip: opts.sessionStore === 'memory-fallback' ? false : 'only when the session tier is down' }, async () => {
