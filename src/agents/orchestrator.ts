@@ -102,6 +102,12 @@ interface Node<K extends AgentName> {
 
 const digest = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('hex');
 
+/** The digest of an agent's input, with each upstream output replaced by its digest. */
+function inputDigest(input: unknown, outputDigests: Map<unknown, string>): string {
+  const text = canonicalJson(input, (_key, v) => (typeof v === 'object' && v !== null && outputDigests.has(v) ? { outputDigest: outputDigests.get(v) } : v));
+  return createHash('sha256').update(text).digest('hex');
+}
+
 class BudgetExceeded extends Error {}
 
 export interface OrchestrateOptions {
@@ -141,8 +147,10 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     {
       name: 'narrative',
       deps: ['triage', 'plan'],
-      input: (o) => ({ patient: { species: input.species, breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, weightKg: input.weightKg }, findings: findingsOf(o), findingNames: suite.findingNames, labs: o.labs, triage: o.triage, differential: o.differential, plan: o.plan }),
-      run: (i: Parameters<typeof runNarrative>[0]) => runNarrative(i, registry.llm, registry.budgets.narrative),
+      input: (o) => ({ patient: { species: input.species, breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, weightKg: input.weightKg }, findings: findingsOf(o), labs: o.labs, triage: o.triage, differential: o.differential, plan: o.plan }),
+      // Finding names are reference data (covered by the knowledge-base version), not case input,
+      // so they stay out of the step's input digest.
+      run: (i: Omit<Parameters<typeof runNarrative>[0], 'findingNames'>) => runNarrative({ ...i, findingNames: suite.findingNames }, registry.llm, registry.budgets.narrative),
     },
   ];
 
@@ -151,6 +159,8 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const messages: AgentMessage[] = [];
   const warnings: string[] = [];
   const done = new Set<AgentName>();
+  const outputDigests = new Map<unknown, string>();
+  const stepOutputDigests: string[] = [];
 
   const runNode = async (node: Node<AgentName>): Promise<void> => {
     const agentInput = node.input(outputs);
@@ -179,8 +189,11 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     }
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     if (status === 'ok' && durationMs > budget) warnings.push(`${node.name} agent took ${Math.round(durationMs)} ms, over its ${budget} ms budget`);
-    const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: digest(agentInput), status, durationMs, at: new Date().toISOString(), output };
+    const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: inputDigest(agentInput, outputDigests), status, durationMs, at: new Date().toISOString(), output };
+    const outputDigest = digest(output);
+    if (typeof output === 'object' && output !== null) outputDigests.set(output, outputDigest);
     steps.push(step);
+    stepOutputDigests.push(outputDigest);
     for (const dep of node.deps) messages.push({ from: dep, to: node.name, kind: 'output', at: step.at, body: { inputDigest: step.inputDigest } });
     done.add(node.name);
     onStep?.(step);
@@ -192,6 +205,6 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   }
   for (const n of outputs.labs?.notInterpreted ?? []) warnings.push(`Lab ${n.analyte} not interpreted: ${n.reason}`);
   if (input.mediaIds.length > 0) warnings.push(`${input.mediaIds.length} media item(s) attached to the case; images are stored and linked but not interpreted`);
-  const chainDigest = digest(steps.map((s) => [s.agent, s.agentVersion, s.inputDigest, s.status, digest(s.output)]));
+  const chainDigest = digest(steps.map((s, i) => [s.agent, s.agentVersion, s.inputDigest, s.status, stepOutputDigests[i]]));
   return { outputs, findings: findingsOf(outputs), steps, messages, warnings, chainDigest };
 }

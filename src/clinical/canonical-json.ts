@@ -1,9 +1,12 @@
-/** JSON with object keys sorted, so the same value always has the same text (and hash). */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+import { configure } from 'safe-stable-stringify';
+
+const stringify = configure({ deterministic: true, bigint: false, circularValue: TypeError });
+
+/**
+ * JSON with object keys sorted, so the same value always has the same text (and hash).
+ * Properties that are undefined are left out, as JSON.stringify does; undefined alone is null.
+ * A replacer works as JSON.stringify's does.
+ */
+export function canonicalJson(value: unknown, replacer?: (key: string, value: unknown) => unknown): string {
+  return (replacer === undefined ? stringify(value) : stringify(value, replacer as (this: unknown, key: string, value: unknown) => unknown)) ?? 'null';
 }

@@ -9,7 +9,10 @@ export interface ChainStep {
   seq: number;
   agent: string;
   agentVersion: string;
-  /** sha256 of the canonical JSON of the agent's input. */
+  /**
+   * sha256 of the canonical JSON of the agent's input, where an upstream agent's output is
+   * written as its own digest (a Merkle chain: each output is hashed once).
+   */
   inputDigest: string;
   status: 'ok' | 'failed' | 'timeout' | 'skipped';
   durationMs: number;
