@@ -76,6 +76,20 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/**
+ * The service is saturated (event loop lagging, or too much work queued for the database):
+ * the request was refused before doing anything, and may be retried after retryAfterSeconds.
+ */
+export class OverloadedError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+    this.name = 'OverloadedError';
+  }
+}
+
 /** The embedded store is held by another process (typically the running server). */
 export class StoreLockedError extends Error {
   constructor(message: string) {

@@ -1,6 +1,6 @@
 /** RFC 9457 problem+json for every error; no stack trace ever reaches a client. */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, StorageUnavailableError } from '../clinical/errors.js';
+import { DomainError, OverloadedError, StorageUnavailableError } from '../clinical/errors.js';
 
 export const PROBLEM_BASE = 'urn:agenticpet:problem:';
 
@@ -41,6 +41,7 @@ function describeValidation(err: FastifyError): { detail: string; errors: Array<
 export function problemBody(request: FastifyRequest, err: unknown): ProblemBody {
   if (err instanceof DomainError) return { type: PROBLEM_BASE + err.type, title: err.title, status: err.status, detail: err.message, requestId: request.id };
   if (err instanceof StorageUnavailableError) return { type: `${PROBLEM_BASE}storage-unavailable`, title: 'Service Unavailable', status: 503, detail: 'Storage is unreachable; nothing was written.', requestId: request.id };
+  if (err instanceof OverloadedError) return { type: `${PROBLEM_BASE}overloaded`, title: 'Service Unavailable', status: 503, detail: err.message, requestId: request.id };
   return { type: `${PROBLEM_BASE}internal`, title: 'Internal Server Error', status: 500, requestId: request.id };
 }
 
@@ -65,6 +66,10 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       request.log.warn({ err: { message: err.message, cause: (err.cause as Error | undefined)?.message } }, 'storage unavailable');
       reply.header('retry-after', '5');
       return sendProblem(reply, request, 503, 'storage-unavailable', 'Service Unavailable', 'Storage is unreachable; nothing was written. Retry later.');
+    }
+    if (err instanceof OverloadedError) {
+      reply.header('retry-after', String(err.retryAfterSeconds));
+      return sendProblem(reply, request, 503, 'overloaded', 'Service Unavailable', err.message);
     }
     const known = err.code === undefined ? undefined : FASTIFY_CLIENT_ERRORS[err.code];
     if (known !== undefined) return sendProblem(reply, request, known[0], known[1], known[2], err.message);

@@ -46,13 +46,17 @@ export function eventHash(prevHash: string, e: AuditRow): string {
 }
 
 export class AuditWriter {
+  /** Each connection's chain head as committed. */
   private readonly committed = new WeakMap<object, ChainHead>();
-  private readonly pending = new WeakMap<SqlTx, ChainHead>();
+  /** Each open transaction's head (several units of a group commit share one transaction). */
+  private readonly pending = new WeakMap<object, ChainHead>();
+  /** Units that have registered their commit and rollback callbacks. */
+  private readonly hooked = new WeakSet<SqlTx>();
 
   constructor(private readonly writer: string) {}
 
   async append(tx: SqlTx, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-    const head = this.pending.get(tx) ?? this.committed.get(tx.connection);
+    const head = this.pending.get(tx.txn) ?? this.committed.get(tx.connection);
     const chainId = head?.chainId ?? uuidv7();
     const row: AuditRow = {
       chainId,
@@ -103,8 +107,14 @@ export class AuditWriter {
       ],
     );
     const next = { chainId, seq: row.seq, hash };
-    if (!this.pending.has(tx)) tx.onCommit(() => this.committed.set(tx.connection, this.pending.get(tx)!));
-    this.pending.set(tx, next);
+    if (!this.hooked.has(tx)) {
+      this.hooked.add(tx);
+      // Undoing this unit (its savepoint) takes the head back to where the unit found it.
+      const before = this.pending.get(tx.txn);
+      tx.onRollback(() => (before === undefined ? this.pending.delete(tx.txn) : this.pending.set(tx.txn, before)));
+      tx.onCommit(() => this.committed.set(tx.connection, this.pending.get(tx.txn)!));
+    }
+    this.pending.set(tx.txn, next);
   }
 }
 

@@ -13,8 +13,15 @@ export interface SqlTx {
   exec(sql: string): Promise<void>;
   /** Identity of the physical connection, stable across transactions on it. */
   readonly connection: object;
+  /**
+   * Identity of the physical transaction. With group commit several units of work (each its
+   * own SqlTx, isolated by a savepoint) share one; otherwise it is the SqlTx itself.
+   */
+  readonly txn: object;
   /** Runs after COMMIT succeeded; never after a rollback. */
   onCommit(fn: () => void): void;
+  /** Runs when this unit's work is undone (its savepoint or the whole transaction rolled back). */
+  onRollback(fn: () => void): void;
 }
 
 export interface TxOptions {
@@ -39,21 +46,54 @@ export const TENANT_SCOPE_SQL = `SELECT set_config('role', '${APP_ROLE}', true),
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * BEGIN and the tenant scope as one simple-protocol script, saving a round trip per
- * transaction. The clinic id is inlined, so it must be a canonical uuid (it always comes from
- * the api_keys table, never from a request).
+ * The tenant scope as simple-protocol SQL, to be sent in one script with BEGIN or SAVEPOINT,
+ * saving a round trip. The clinic id is inlined, so it must be a canonical uuid (it always
+ * comes from the api_keys table, never from a request).
  */
-export function beginScopedSql(clinicId: string): string {
+export function scopeSql(clinicId: string): string {
   if (!UUID.test(clinicId)) throw new Error('clinic id is not a canonical uuid');
-  return `BEGIN; SELECT set_config('role', '${APP_ROLE}', true), set_config('app.clinic_id', '${clinicId}', true)`;
+  return `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.clinic_id', '${clinicId}', true)`;
 }
 
+export function beginScopedSql(clinicId: string): string {
+  return `BEGIN; ${scopeSql(clinicId)}`;
+}
+
+/** The commit and rollback callbacks of one unit of work. */
 export class TxCallbacks {
-  private readonly callbacks: Array<() => void> = [];
-  add(fn: () => void): void {
-    this.callbacks.push(fn);
+  private readonly commits: Array<() => void> = [];
+  private readonly rollbacks: Array<() => void> = [];
+  onCommit(fn: () => void): void {
+    this.commits.push(fn);
   }
-  run(): void {
-    for (const fn of this.callbacks) fn();
+  onRollback(fn: () => void): void {
+    this.rollbacks.push(fn);
   }
+  committed(): void {
+    for (const fn of this.commits) fn();
+  }
+  /** Latest first, as savepoints unwind. */
+  rolledBack(): void {
+    for (let i = this.rollbacks.length - 1; i >= 0; i--) this.rollbacks[i]!();
+  }
+}
+
+/** Wraps a driver connection as a SqlTx whose callbacks go to `callbacks`. */
+export function sqlTx(
+  conn: { query<R>(text: string, params?: readonly unknown[]): Promise<R[]>; exec(sql: string): Promise<void> },
+  connection: object,
+  txn: object | undefined,
+  callbacks: TxCallbacks,
+): SqlTx {
+  const tx: SqlTx = {
+    connection,
+    get txn() {
+      return txn ?? tx;
+    },
+    query: (text, params) => conn.query(text, params),
+    exec: (sql) => conn.exec(sql),
+    onCommit: (fn) => callbacks.onCommit(fn),
+    onRollback: (fn) => callbacks.onRollback(fn),
+  };
+  return tx;
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { StoreLockedError } from '../../clinical/errors.js';
-import { TENANT_SCOPE_SQL, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
 
 function processAlive(pid: number): boolean {
   try {
@@ -50,45 +51,80 @@ export function acquireDirLock(dir: string): () => void {
 export interface PgliteOptions {
   /** Directory for the database files; undefined keeps it in memory (tests). */
   dir?: string;
+  /** Clinic transactions per shared commit at most (1 turns group commit off). */
+  groupCommitMax?: number;
+  /** Clinic transactions waiting at most; more are refused (503). */
+  queueMax?: number;
+  /** Reported with the size of each group-commit batch. */
+  onBatch?: (size: number) => void;
 }
 
 export class PgliteExecutor implements SqlExecutor {
   readonly kind = 'pglite' as const;
   private readonly connection = {};
+  /**
+   * PGlite is one connection and runs one transaction at a time, so clinic transactions that
+   * arrive meanwhile queue and then share one commit.
+   */
+  readonly group: GroupCommit;
 
   private constructor(
     private readonly db: PGlite,
     private readonly releaseLock: () => void,
-  ) {}
+    opts: PgliteOptions,
+  ) {
+    this.group = new GroupCommit(
+      { beginPrefix: '', run: (body) => this.inTransaction(body) },
+      {
+        slots: 1,
+        maxBatch: opts.groupCommitMax ?? 32,
+        maxQueue: opts.queueMax ?? 2_000,
+        isFatal: () => false,
+        isRetryable: isRetryableSqlError,
+        onBatch: opts.onBatch,
+      },
+    );
+  }
 
   static async open(opts: PgliteOptions = {}): Promise<PgliteExecutor> {
     const release = opts.dir !== undefined ? acquireDirLock(opts.dir) : () => undefined;
     try {
       const db = opts.dir !== undefined ? new PGlite(opts.dir) : new PGlite();
       await db.waitReady;
-      return new PgliteExecutor(db, release);
+      return new PgliteExecutor(db, release, opts);
     } catch (err) {
       release();
       throw err;
     }
   }
 
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    const callbacks = new TxCallbacks();
-    // PGlite is one connection: its transaction() holds a mutex, so transactions run one at a time.
-    const result = await this.db.transaction(async (ptx) => {
-      if (opts.clinicId !== undefined) await ptx.query(TENANT_SCOPE_SQL, [opts.clinicId]);
-      return fn({
-        connection: this.connection,
+  /** PGlite's transaction() holds its mutex, BEGINs, and COMMITs (or rolls back on a throw). */
+  private async inTransaction(body: (conn: BatchConnection) => Promise<void>): Promise<void> {
+    await this.db.transaction(async (ptx) => {
+      await body({
+        identity: this.connection,
         query: async <R>(text: string, params?: readonly unknown[]) => (await ptx.query<R>(text, params as unknown[])).rows,
         exec: async (sql: string) => {
           await ptx.exec(sql);
         },
-        onCommit: (cb) => callbacks.add(cb),
       });
     });
-    callbacks.run();
-    return result;
+  }
+
+  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, fn);
+    const callbacks = new TxCallbacks();
+    let result: T;
+    try {
+      await this.inTransaction(async (conn) => {
+        result = await fn(sqlTx(conn, conn.identity, undefined, callbacks));
+      });
+    } catch (err) {
+      callbacks.rolledBack();
+      throw err;
+    }
+    callbacks.committed();
+    return result!;
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {

@@ -1,12 +1,19 @@
 import pg from 'pg';
 import { StorageUnavailableError } from '../../clinical/errors.js';
-import { beginScopedSql, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
 
 export interface PostgresOptions {
   connectionString: string;
   poolMax: number;
   /** Called with pool errors on idle clients, which would otherwise crash the process. */
   onPoolError?: (err: Error) => void;
+  /** Clinic transactions per shared commit at most (1 turns group commit off). */
+  groupCommitMax?: number;
+  /** Clinic transactions waiting for a connection at most; more are refused (503). */
+  queueMax?: number;
+  /** Reported with the size of each group-commit batch. */
+  onBatch?: (size: number) => void;
 }
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
@@ -24,9 +31,21 @@ function unavailable(err: unknown): never {
   throw err;
 }
 
+function batchConnection(client: pg.PoolClient): BatchConnection {
+  return {
+    identity: client,
+    query: async <R>(text: string, params?: readonly unknown[]) => (await client.query(text, params as unknown[])).rows as R[],
+    exec: async (sql: string) => {
+      await client.query(sql);
+    },
+  };
+}
+
 export class PostgresExecutor implements SqlExecutor {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
+  /** Clinic transactions go through group commit; system ones (auth, migrations) do not. */
+  readonly group: GroupCommit;
 
   constructor(opts: PostgresOptions) {
     this.pool = new pg.Pool({
@@ -36,31 +55,32 @@ export class PostgresExecutor implements SqlExecutor {
       idleTimeoutMillis: 30_000,
     });
     this.pool.on('error', (err) => opts.onPoolError?.(err));
+    this.group = new GroupCommit(
+      { beginPrefix: 'BEGIN; ', run: (body) => this.onConnection(body) },
+      {
+        // One connection stays free for system queries (key lookups) and health checks.
+        slots: Math.max(1, opts.poolMax - 1),
+        maxBatch: opts.groupCommitMax ?? 32,
+        maxQueue: opts.queueMax ?? 2_000,
+        isFatal: isConnectionError,
+        isRetryable: isRetryableSqlError,
+        onBatch: opts.onBatch,
+      },
+    );
   }
 
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+  /** Runs body on a pooled connection, then COMMIT; ROLLBACK (or a destroyed connection) on error. */
+  private async onConnection(body: (conn: BatchConnection) => Promise<void>): Promise<void> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
       unavailable(err);
     }
-    const callbacks = new TxCallbacks();
     let broken: Error | undefined;
     try {
-      await client.query(opts.clinicId === undefined ? 'BEGIN' : beginScopedSql(opts.clinicId));
-      const tx: SqlTx = {
-        connection: client,
-        query: async <R>(text: string, params?: readonly unknown[]) => (await client.query(text, params as unknown[])).rows as R[],
-        exec: async (sql: string) => {
-          await client.query(sql);
-        },
-        onCommit: (cb) => callbacks.add(cb),
-      };
-      const result = await fn(tx);
+      await body(batchConnection(client));
       await client.query('COMMIT');
-      callbacks.run();
-      return result;
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
       else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
@@ -69,6 +89,23 @@ export class PostgresExecutor implements SqlExecutor {
       // A broken connection is destroyed rather than returned to the pool.
       client.release(broken);
     }
+  }
+
+  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, fn);
+    const callbacks = new TxCallbacks();
+    let result: T;
+    try {
+      await this.onConnection(async (conn) => {
+        await conn.exec('BEGIN');
+        result = await fn(sqlTx(conn, conn.identity, undefined, callbacks));
+      });
+    } catch (err) {
+      callbacks.rolledBack();
+      throw err;
+    }
+    callbacks.committed();
+    return result!;
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
@@ -80,8 +117,8 @@ export class PostgresExecutor implements SqlExecutor {
   }
 
   /** Pool usage for the metrics: connections open, idle, and requests waiting for one. */
-  stats(): { total: number; idle: number; waiting: number } {
-    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  stats(): { total: number; idle: number; waiting: number; max: number } {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount, max: this.pool.options.max ?? 10 };
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,175 @@
+/**
+ * Group commit: clinic transactions that arrive while every connection is busy wait in a queue,
+ * and the next free connection runs up to maxBatch of them in ONE database transaction — one
+ * BEGIN, one COMMIT, one WAL flush — instead of one each. Per-request semantics are kept:
+ *
+ * - each unit runs under its own savepoint and its own tenant scope (role + app.clinic_id), so
+ *   row-level security confines it to its clinic exactly as in a transaction of its own;
+ * - a unit that fails is rolled back to its savepoint and rejected with its own error; the
+ *   others go on and commit;
+ * - a unit is resolved only after the COMMIT that holds its writes succeeded; if the COMMIT
+ *   (or the connection) fails, every unit of the batch is rejected and nothing was written;
+ * - a unit that hit a deadlock or serialization failure is run once more, in a later batch.
+ *
+ * Under light load a batch holds one unit and runs at once: batching adds no waiting, it only
+ * uses the queueing that saturation causes anyway. The queue is bounded: past maxQueue a new
+ * unit is refused at once with OverloadedError (503 + Retry-After) rather than waiting.
+ */
+import { OverloadedError } from '../../clinical/errors.js';
+import { scopeSql, sqlTx, TxCallbacks, type SqlTx } from './executor.js';
+
+/** A connection inside an open batch transaction. */
+export interface BatchConnection {
+  readonly identity: object;
+  query<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** A simple-protocol script of one or more statements. */
+  exec(sql: string): Promise<void>;
+}
+
+/**
+ * Runs body in one transaction on one connection. The body's first script starts with
+ * `beginPrefix` (e.g. "BEGIN; "), so BEGIN costs no round trip of its own; the runner commits
+ * when body resolves and rolls back when it throws.
+ */
+export interface BatchRunner {
+  readonly beginPrefix: string;
+  run(body: (conn: BatchConnection) => Promise<void>): Promise<void>;
+}
+
+export interface GroupCommitOptions {
+  /** Batches in flight at once (connections given to clinic transactions). */
+  slots: number;
+  /** Units per batch at most (each is a subtransaction; PostgreSQL caches 64 per backend). */
+  maxBatch: number;
+  /** Units waiting for a connection at most; more are refused with OverloadedError. */
+  maxQueue: number;
+  /** Errors after which the connection or transaction is unusable: the whole batch fails. */
+  isFatal(err: unknown): boolean;
+  /** Errors worth one more attempt (deadlock, serialization failure). */
+  isRetryable(err: unknown): boolean;
+  /** Reported once per batch with its number of units. */
+  onBatch?(size: number): void;
+}
+
+interface Unit {
+  clinicId: string;
+  fn: (tx: SqlTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  callbacks: TxCallbacks;
+  attempts: number;
+  state: 'pending' | 'kept' | 'failed' | 'retry';
+  result?: unknown;
+  error?: unknown;
+}
+
+export class GroupCommit {
+  private readonly queue: Unit[] = [];
+  private active = 0;
+
+  constructor(
+    private readonly runner: BatchRunner,
+    private readonly opts: GroupCommitOptions,
+  ) {}
+
+  /** Units waiting for a connection. */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Batches running now. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  run<T>(clinicId: string, fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    if (this.queue.length >= this.opts.maxQueue) {
+      return Promise.reject(new OverloadedError(`Too many transactions are waiting for the database (${this.queue.length}); retry shortly`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ clinicId, fn, resolve: resolve as (v: unknown) => void, reject, callbacks: new TxCallbacks(), attempts: 0, state: 'pending' });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.active < this.opts.slots && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.opts.maxBatch);
+      this.active++;
+      void this.runBatch(batch).finally(() => {
+        this.active--;
+        this.pump();
+      });
+    }
+  }
+
+  private async runBatch(batch: Unit[]): Promise<void> {
+    this.opts.onBatch?.(batch.length);
+    const txn = {};
+    try {
+      await this.runner.run(async (conn) => {
+        if (batch.length === 1) {
+          // Alone: no savepoint needed, a failure rolls back the whole transaction.
+          const unit = batch[0]!;
+          await conn.exec(`${this.runner.beginPrefix}${scopeSql(unit.clinicId)}`);
+          unit.result = await unit.fn(sqlTx(conn, conn.identity, txn, unit.callbacks));
+          unit.state = 'kept';
+          return;
+        }
+        let prefix = this.runner.beginPrefix;
+        for (const unit of batch) {
+          await conn.exec(`${prefix}SAVEPOINT unit; ${scopeSql(unit.clinicId)}`);
+          try {
+            unit.result = await unit.fn(sqlTx(conn, conn.identity, txn, unit.callbacks));
+            unit.state = 'kept';
+            prefix = 'RELEASE SAVEPOINT unit; ';
+          } catch (err) {
+            if (this.opts.isFatal(err)) throw err;
+            await conn.exec('ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit');
+            prefix = '';
+            unit.callbacks.rolledBack();
+            this.failed(unit, err);
+          }
+        }
+      });
+    } catch (err) {
+      // Nothing of this batch was committed.
+      for (const unit of batch) {
+        if (unit.state === 'failed' || unit.state === 'retry') continue;
+        unit.callbacks.rolledBack();
+        if (batch.length === 1) this.failed(unit, err);
+        else {
+          unit.state = 'failed';
+          unit.error = err;
+        }
+      }
+    }
+    for (const unit of batch) {
+      if (unit.state === 'kept') {
+        unit.callbacks.committed();
+        unit.resolve(unit.result);
+      } else if (unit.state === 'failed') unit.reject(unit.error);
+      else if (unit.state === 'retry') {
+        unit.state = 'pending';
+        unit.callbacks = new TxCallbacks();
+        this.queue.unshift(unit);
+      }
+    }
+  }
+
+  private failed(unit: Unit, err: unknown): void {
+    if (unit.attempts === 0 && this.opts.isRetryable(err)) {
+      unit.attempts++;
+      unit.state = 'retry';
+    } else {
+      unit.state = 'failed';
+      unit.error = err;
+    }
+  }
+}
+
+/** PostgreSQL SQLSTATEs after which the same work may succeed if run again. */
+export function isRetryableSqlError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
