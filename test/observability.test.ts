@@ -9,7 +9,7 @@ import { buildRuntime } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { EmfSink, quantileFromBuckets, toEmfDocuments, type EmfDocument, type MetricFamily } from '../src/observability/emf.js';
-import { AGENT_STEP_DURATION, createMetrics, DIAGNOSES_TOTAL, HTTP_DURATION, POOL_CLIENTS, POOL_IDLE, POOL_WAITING } from '../src/observability/metrics.js';
+import { AGENT_STEP_DURATION, createMetrics, DIAGNOSES_TOTAL, HTTP_DURATION, POOL_CLIENTS, POOL_IDLE, POOL_MAX, POOL_WAITING } from '../src/observability/metrics.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
@@ -130,13 +130,13 @@ describe('GET /metrics after requests through the app (PGlite)', () => {
 describe('PostgreSQL pool gauges', () => {
   it('are read from the pool at scrape time', async () => {
     const registry = new Registry();
-    let stats = { total: 4, idle: 1, waiting: 2 };
+    let stats = { total: 4, idle: 1, waiting: 2, max: 10 };
     createMetrics(registry, { poolStats: () => stats, defaultMetrics: false });
     let samples = parse(await registry.metrics());
-    assert.deepEqual([POOL_CLIENTS, POOL_IDLE, POOL_WAITING].map((n) => find(samples, n)[0]?.value), [4, 1, 2]);
-    stats = { total: 10, idle: 0, waiting: 7 };
+    assert.deepEqual([POOL_CLIENTS, POOL_IDLE, POOL_WAITING, POOL_MAX].map((n) => find(samples, n)[0]?.value), [4, 1, 2, 10]);
+    stats = { total: 10, idle: 0, waiting: 7, max: 10 };
     samples = parse(await registry.metrics());
-    assert.deepEqual([POOL_CLIENTS, POOL_IDLE, POOL_WAITING].map((n) => find(samples, n)[0]?.value), [10, 0, 7]);
+    assert.deepEqual([POOL_CLIENTS, POOL_IDLE, POOL_WAITING, POOL_MAX].map((n) => find(samples, n)[0]?.value), [10, 0, 7, 10]);
   });
 
   it('PostgresExecutor.stats() reports the pg.Pool counts', async () => {

@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError, UnauthorizedError } from './errors.js';
+import { KeyCache, type CacheMetrics } from './key-cache.js';
 import { Operations, requireRole, type Idempotency, type Replayable } from './operation.js';
 import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } from './ports.js';
 import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from './schemas.js';
@@ -28,17 +29,38 @@ export function apiKeyView(k: StoredApiKey): ApiKey {
   return { id: k.id, name: k.name, role: k.role, keyPrefix: k.keyPrefix, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null };
 }
 
+/** Tells every instance that a key was revoked, so each drops it from its cache at once. */
+export interface RevocationBus {
+  publish(keyId: string): Promise<void>;
+  onRevoked(listener: (keyId: string) => void): void;
+}
+
+export interface AccessOptions {
+  /** Milliseconds a looked-up key is trusted in this process (0: no cache); bounds revocation. */
+  keyCacheTtlMs?: number;
+  metrics?: CacheMetrics;
+  revocations?: RevocationBus;
+}
+
 export class AccessService {
+  private readonly keys: KeyCache;
+  private readonly revocations: RevocationBus | undefined;
+
   constructor(
     private readonly store: ClinicalStore,
     private readonly ops: Operations,
-  ) {}
+    opts: AccessOptions = {},
+  ) {
+    this.keys = new KeyCache((hashes) => store.findPrincipalsByKeyHashes(hashes), { ttlMs: opts.keyCacheTtlMs ?? 0, metrics: opts.metrics });
+    this.revocations = opts.revocations;
+    this.revocations?.onRevoked((keyId) => this.keys.forgetKey(keyId));
+  }
 
   /** The principal behind a bearer token; 401 for a missing, unknown or revoked key. */
   async authenticate(authorization: string | undefined): Promise<Principal> {
     const match = /^Bearer\s+(\S{16,200})\s*$/i.exec(authorization ?? '');
     if (match === null) throw new UnauthorizedError('Send an API key as "Authorization: Bearer <key>"');
-    const principal = await this.store.findPrincipalByKeyHash(hashKey(match[1]!));
+    const principal = await this.keys.principal(hashKey(match[1]!));
     if (principal === null) throw new UnauthorizedError('The API key is unknown or revoked');
     return principal;
   }
@@ -77,13 +99,17 @@ export class AccessService {
     return res.replayed || secret === undefined ? res : { ...res, body: { ...(res.body as ApiKey), key: secret } };
   }
 
-  revokeKey(ctx: RequestContext, id: string): Promise<ApiKey> {
+  async revokeKey(ctx: RequestContext, id: string): Promise<ApiKey> {
     requireRole(ctx, ['admin']);
-    return this.ops.run(ctx, { action: 'revoke', entityType: 'api_key', entityId: id }, async (tx) => {
-      const revoked = await tx.revokeApiKey(id);
-      if (revoked === null) throw new NotFoundError('API key', id);
-      return apiKeyView(revoked);
+    const revoked = await this.ops.run(ctx, { action: 'revoke', entityType: 'api_key', entityId: id }, async (tx) => {
+      const found = await tx.revokeApiKey(id);
+      if (found === null) throw new NotFoundError('API key', id);
+      return apiKeyView(found);
     });
+    // After the commit: here at once, elsewhere by the bus (or, if it is down, the cache TTL).
+    this.keys.forgetKey(id);
+    await this.revocations?.publish(id).catch(() => undefined);
+    return revoked;
   }
 
   listAudit(ctx: RequestContext, q: AuditQuery): Promise<Page<AuditEvent>> {

@@ -83,6 +83,8 @@ export class StorageUnavailableError extends Error {
 export class OverloadedError extends Error {
   constructor(
     message: string,
+    /** What was saturated (a metric label): event_loop_delay, db_queue. */
+    readonly reason: string,
     readonly retryAfterSeconds = 1,
   ) {
     super(message);

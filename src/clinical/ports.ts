@@ -178,6 +178,8 @@ export interface ClinicalStore {
   readonly kind: 'postgres' | 'pglite';
   inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>): Promise<T>;
   findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null>;
+  /** The live (not revoked) keys among these hashes, by hex hash: one query for many. */
+  findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>>;
   /** Creates a clinic with its first admin key; with ifNoClinics, only when none exists yet. */
   createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts?: { ifNoClinics?: boolean }): Promise<{ clinicId: string } | null>;
   verifyAudit(): Promise<AuditVerification>;

@@ -5,6 +5,7 @@
  * (event-loop lag, memory, GC, CPU) under the same prefix.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CacheMetrics } from '../clinical/key-cache.js';
 import type { DiagnosisMetrics } from '../clinical/metrics.js';
 import type { ChainStep } from '../clinical/sessions.js';
 
@@ -15,6 +16,12 @@ export const DIAGNOSES_TOTAL = 'agenticpet_diagnoses_total';
 export const POOL_CLIENTS = 'agenticpet_db_pool_clients';
 export const POOL_IDLE = 'agenticpet_db_pool_idle_clients';
 export const POOL_WAITING = 'agenticpet_db_pool_waiting_clients';
+export const POOL_MAX = 'agenticpet_db_pool_max_clients';
+export const CACHE_REQUESTS = 'agenticpet_cache_requests_total';
+export const GROUP_COMMIT_BATCH = 'agenticpet_group_commit_batch_size';
+export const DB_QUEUE_DEPTH = 'agenticpet_db_queue_depth';
+export const DB_BATCHES_IN_FLIGHT = 'agenticpet_db_batches_in_flight';
+export const OVERLOAD_REJECTIONS = 'agenticpet_overload_rejections_total';
 
 // Requests are expected in single-digit milliseconds; agent steps in tens of microseconds to
 // a few milliseconds (the narrative, with an LLM, in seconds).
@@ -32,6 +39,13 @@ export interface PoolStats {
   total: number;
   idle: number;
   waiting: number;
+  max: number;
+}
+
+/** The group-commit queue (both adapters). */
+export interface QueueStats {
+  depth: number;
+  inFlight: number;
 }
 
 export interface MetricsOptions {
@@ -39,12 +53,19 @@ export interface MetricsOptions {
   poolStats?: () => PoolStats;
   /** prom-client's process metrics (event-loop lag, memory...); on unless false. */
   defaultMetrics?: boolean;
+  /** The group-commit queue, sampled at scrape time. */
+  queueStats?: () => QueueStats;
 }
 
 export interface AppMetrics {
   registry: Registry;
   http: RequestMetrics;
   diagnoses: DiagnosisMetrics;
+  cache: CacheMetrics;
+  /** Units per group-commit batch. */
+  groupCommitBatch(size: number): void;
+  /** A request refused with 503 before doing any work (event loop, queue). */
+  overloaded(reason: string): void;
 }
 
 type Child = ReturnType<Histogram<string>['labels']>;
@@ -89,7 +110,32 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
     gauge(POOL_CLIENTS, 'Connections open in the PostgreSQL pool', (s) => s.total);
     gauge(POOL_IDLE, 'Idle connections in the PostgreSQL pool', (s) => s.idle);
     gauge(POOL_WAITING, 'Queries waiting for a PostgreSQL pool connection', (s) => s.waiting);
+    gauge(POOL_MAX, 'Largest size of the PostgreSQL pool (DATABASE_POOL_MAX)', (s) => s.max);
   }
+  const queueStats = opts.queueStats;
+  if (queueStats !== undefined) {
+    new Gauge({ name: DB_QUEUE_DEPTH, help: 'Clinic transactions waiting for a database connection (group-commit queue)', registers: [registry], collect() { this.set(queueStats().depth); } });
+    new Gauge({ name: DB_BATCHES_IN_FLIGHT, help: 'Group-commit batches running now (connections in use for clinic transactions)', registers: [registry], collect() { this.set(queueStats().inFlight); } });
+  }
+  const cacheRequests = new Counter({
+    name: CACHE_REQUESTS,
+    help: 'L1 cache lookups, by cache and result (hit or miss)',
+    labelNames: ['cache', 'result'],
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: GROUP_COMMIT_BATCH,
+    help: 'Clinic transactions committed together per database transaction (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
+  const overloads = new Counter({
+    name: OVERLOAD_REJECTIONS,
+    help: 'Requests answered 503 before any work because the process was saturated, by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const cacheChildren = new Map<string, ReturnType<Counter<string>['labels']>>();
 
   // The label combinations are few (routes x methods x status codes): cache each child so a
   // request costs one Map lookup and an observe, not prom-client's label hashing.
@@ -119,5 +165,15 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
         diagnoses.inc({ triage_level: triageLevel });
       },
     },
+    cache: {
+      cacheLookup(cache, hit) {
+        const key = `${cache} ${hit}`;
+        let c = cacheChildren.get(key);
+        if (c === undefined) cacheChildren.set(key, (c = cacheRequests.labels(cache, hit ? 'hit' : 'miss')));
+        c.inc();
+      },
+    },
+    groupCommitBatch: (size) => batchSize.observe(size),
+    overloaded: (reason) => overloads.inc({ reason }),
   };
 }

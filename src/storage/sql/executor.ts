@@ -29,8 +29,17 @@ export interface TxOptions {
   clinicId?: string;
 }
 
+/** The group-commit queue of an executor, as the metrics see it. */
+export interface CommitQueue {
+  readonly depth: number;
+  readonly inFlight: number;
+  observe(onBatch: (size: number) => void): void;
+}
+
 export interface SqlExecutor {
   readonly kind: 'postgres' | 'pglite';
+  /** Where clinic transactions queue and share commits. */
+  readonly group?: CommitQueue;
   transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** Autocommit statement as the connecting role. */
   query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;

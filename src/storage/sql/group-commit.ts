@@ -72,6 +72,11 @@ export class GroupCommit {
     private readonly opts: GroupCommitOptions,
   ) {}
 
+  /** Reports each batch's size (set once metrics exist, after the executor opened). */
+  observe(onBatch: (size: number) => void): void {
+    this.opts.onBatch = onBatch;
+  }
+
   /** Units waiting for a connection. */
   get depth(): number {
     return this.queue.length;
@@ -84,7 +89,7 @@ export class GroupCommit {
 
   run<T>(clinicId: string, fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     if (this.queue.length >= this.opts.maxQueue) {
-      return Promise.reject(new OverloadedError(`Too many transactions are waiting for the database (${this.queue.length}); retry shortly`));
+      return Promise.reject(new OverloadedError(`Too many transactions are waiting for the database (${this.queue.length}); retry shortly`, 'db_queue'));
     }
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ clinicId, fn, resolve: resolve as (v: unknown) => void, reject, callbacks: new TxCallbacks(), attempts: 0, state: 'pending' });

@@ -339,6 +339,14 @@ export class SqlClinicalStore implements ClinicalStore {
     return row === undefined ? null : { keyId: row.id, clinicId: row.clinic_id, role: row.role };
   }
 
+  async findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>> {
+    const rows = await this.db.query<{ id: string; clinic_id: string; role: Role; key_hash: Buffer }>(
+      'SELECT id, clinic_id, role, key_hash FROM api_keys WHERE key_hash = ANY($1::bytea[]) AND revoked_at IS NULL',
+      [keyHashes],
+    );
+    return new Map(rows.map((r) => [Buffer.from(r.key_hash).toString('hex'), { keyId: r.id, clinicId: r.clinic_id, role: r.role }]));
+  }
+
   async createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts: { ifNoClinics?: boolean } = {}): Promise<{ clinicId: string } | null> {
     return this.db.transaction(async (tx) => {
       if (opts.ifNoClinics) {
