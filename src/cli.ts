@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /** agenticpet serve | migrate | clinics create --name NAME | audit verify */
+import cluster from 'node:cluster';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { bootstrap, buildRuntime, openExecutor, VERSION, writerName } from './app.js';
 import { AccessService } from './clinical/access.js';
 import { StoreLockedError } from './clinical/errors.js';
+import { superviseWorkers } from './cluster.js';
 import { Operations } from './clinical/operation.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
@@ -14,7 +17,8 @@ import { SqlClinicalStore } from './storage/sql/store.js';
 const USAGE = `AgenticPet ${VERSION}
 
 Usage:
-  agenticpet serve                      run the HTTP API (npm start)
+  agenticpet serve [--workers N]        run the HTTP API (npm start); N worker processes share the
+                                        port (default: one per core with DATABASE_URL, 1 embedded)
   agenticpet migrate                    apply pending database migrations
   agenticpet clinics create --name NAME create a clinic and print its first admin API key (once)
   agenticpet audit verify               check the audit trail's hash chains; exit 1 naming the first bad event
@@ -33,13 +37,39 @@ async function withStore<T>(config: Config, fn: (db: SqlExecutor, store: SqlClin
   }
 }
 
-async function serve(config: Config): Promise<void> {
+/** --workers, else AGENTICPET_WORKERS, else one per core with PostgreSQL and one embedded. */
+function workerCount(config: Config, args: string[]): number {
+  const { values } = parseArgs({ args, options: { workers: { type: 'string' } }, strict: true });
+  let workers = config.workers;
+  if (values.workers !== undefined) {
+    if (!/^\d+$/.test(values.workers) || Number(values.workers) < 1 || Number(values.workers) > 256) throw new UsageError('--workers takes a whole number from 1 to 256');
+    workers = Number(values.workers);
+  }
+  if (config.databaseUrl === undefined) {
+    if (workers !== undefined && workers > 1) {
+      throw new UsageError(
+        `The embedded database (PGlite) is owned by one process, so it serves with one worker; --workers ${workers} needs DATABASE_URL (PostgreSQL, which many processes share).`,
+      );
+    }
+    return 1;
+  }
+  return workers ?? os.availableParallelism();
+}
+
+async function serve(config: Config, args: string[]): Promise<void> {
+  const workers = workerCount(config, args);
   const logger = createLogger(config.logLevel);
+  if (workers > 1 && cluster.isPrimary) {
+    // Migrate and bootstrap once, before any worker starts.
+    await withStore(config, (_db, store) => bootstrap(config, new AccessService(store, new Operations(store)), logger));
+    superviseWorkers({ workers, logger });
+    return;
+  }
   const db = await openExecutor(config, logger);
   let runtime;
   try {
     runtime = await buildRuntime(config, db, logger);
-    await bootstrap(config, runtime.access, logger);
+    if (!cluster.isWorker) await bootstrap(config, runtime.access, logger);
   } catch (err) {
     await db.close().catch(() => undefined);
     throw err;
@@ -71,9 +101,12 @@ async function serve(config: Config): Promise<void> {
     );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // A worker drains when the primary says so (SIGTERM); Ctrl-C reaches the whole process group,
+  // and the primary coordinates that.
+  if (cluster.isWorker) process.on('SIGINT', () => undefined);
+  else process.once('SIGINT', () => shutdown('SIGINT'));
   await rt.app.listen({ port: config.port, host: config.host });
-  logger.info({ storage: rt.store.kind, dataDir: config.dataDir, sessions: config.redisUrl === undefined ? 'in-process' : 'redis' }, 'AgenticPet is serving');
+  logger.info({ storage: rt.store.kind, dataDir: config.dataDir, sessions: config.redisUrl === undefined ? 'in-process' : 'redis', worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'AgenticPet is serving');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -85,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case 'serve':
-      await serve(config);
+      await serve(config, [sub, ...rest].filter((a): a is string => a !== undefined));
       return -1; // keeps running
     case 'migrate': {
       const db = await openExecutor(config);
