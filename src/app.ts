@@ -11,7 +11,7 @@ import { AgentRegistry } from './agents/orchestrator.js';
 import { ConsultationsService } from './clinical/consultations.js';
 import { DiagnosesService } from './clinical/diagnoses.js';
 import type { TrackedSessions } from './clinical/sessions.js';
-import { AccessService } from './clinical/access.js';
+import { AccessService, type RevocationBus } from './clinical/access.js';
 import { EncountersService } from './clinical/encounters.js';
 import { MediaService } from './clinical/media.js';
 import { Operations } from './clinical/operation.js';
@@ -20,13 +20,16 @@ import { RecordsService } from './clinical/records.js';
 import type { Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
 import { loadKnowledgeBase } from './knowledge/load.js';
+import { clusterRegistry } from './observability/cluster-metrics.js';
 import { EmfSink } from './observability/emf.js';
 import { createMetrics } from './observability/metrics.js';
+import { startTracing } from './observability/tracing.js';
 import { OpenAiCompatibleClient } from './llm/openai.js';
 import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/sessions/redis.js';
 import { ResilientSessionStore } from './storage/sessions/resilient.js';
 import { FsBlobStore } from './storage/blobs/fs.js';
+import { allBuses, ClusterRevocationBus, RedisRevocationBus } from './storage/pubsub/revocations.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
 import { PgliteExecutor } from './storage/sql/pglite.js';
@@ -40,10 +43,12 @@ export async function openExecutor(config: Config, logger?: Logger): Promise<Sql
     return new PostgresExecutor({
       connectionString: config.databaseUrl,
       poolMax: config.dbPoolMax,
+      groupCommitMax: config.groupCommitMax,
+      queueMax: config.dbQueueMax,
       onPoolError: (err) => logger?.warn({ err: { message: err.message } }, 'idle PostgreSQL connection failed'),
     });
   }
-  return PgliteExecutor.open({ dir: path.join(config.dataDir, 'pglite') });
+  return PgliteExecutor.open({ dir: path.join(config.dataDir, 'pglite'), groupCommitMax: config.groupCommitMax, queueMax: config.dbQueueMax });
 }
 
 export function writerName(): string {
@@ -95,10 +100,16 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   if (result.applied.length > 0) logger.info({ applied: result.applied.map((m) => m.version) }, 'database migrated');
   const store = new SqlClinicalStore(db, writerName());
   const ops = new Operations(store);
-  const access = new AccessService(store, ops);
   const blobs = new FsBlobStore(path.join(config.dataDir, 'blobs'));
   const metrics = new Registry();
-  const observed = createMetrics(metrics, { poolStats: db instanceof PostgresExecutor ? () => db.stats() : undefined });
+  const group = db.group;
+  const observed = createMetrics(metrics, {
+    poolStats: db instanceof PostgresExecutor ? () => db.stats() : undefined,
+    queueStats: group === undefined ? undefined : () => ({ depth: group.depth, inFlight: group.inFlight }),
+  });
+  group?.observe((size) => observed.groupCommitBatch(size));
+  const revocations = openRevocationBus(config, logger);
+  const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus });
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs });
@@ -109,6 +120,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       consultations: new ConsultationsService(ops, diagnoses, sessions.perRequest),
       sessionStoreKind: sessions.kind,
       metrics,
+      metricsView: clusterRegistry(metrics),
       requestMetrics: observed.http,
       records: new RecordsService(ops),
       encounters: new EncountersService(ops),
@@ -117,12 +129,26 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       ping: () => store.ping(),
       storageKind: store.kind,
     },
-    { logger, bodyMaxBytes: config.bodyMaxBytes, mediaMaxBytes: config.mediaMaxBytes, version: VERSION },
+    {
+      logger,
+      bodyMaxBytes: config.bodyMaxBytes,
+      mediaMaxBytes: config.mediaMaxBytes,
+      version: VERSION,
+      maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+      onOverload: (reason) => observed.overloaded(reason),
+    },
   );
   const emf =
     config.metricsSink === 'emf'
       ? new EmfSink(metrics, { intervalSeconds: config.metricsEmfIntervalSeconds, write: opts.emfWrite, onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'EMF metrics flush failed') }).start()
       : null;
+  // Off (nothing registered) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const tracing = startTracing({
+    serviceName: config.otelServiceName,
+    version: VERSION,
+    endpoint: config.otelEndpoint,
+    onDiagnostic: (detail) => logger.warn({ detail }, 'tracing: OpenTelemetry reported a problem (spans may be lost)'),
+  });
   return {
     app,
     store,
@@ -134,8 +160,20 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       await emf?.stop();
       await store.close();
       await sessions.close();
+      // Last: every request's spans have ended and go in the final export, and a collector
+      // that does not answer (bounded wait, never a throw) cannot hold storage open.
+      await tracing.shutdown();
+      await revocations.close();
     },
   };
+}
+
+/** Key revocations reach the other workers of this host (IPC) and, with Redis, other hosts. */
+function openRevocationBus(config: Config, logger: Logger): { bus: RevocationBus; close(): Promise<void> } {
+  const cluster = new ClusterRevocationBus();
+  if (config.redisUrl === undefined) return { bus: cluster, close: async () => undefined };
+  const redis = new RedisRevocationBus(config.redisUrl, config.redisKeyPrefix, (err) => logger.debug({ err: { message: err.message } }, 'redis (key revocations) connection error'));
+  return { bus: allBuses([cluster, redis]), close: () => redis.close() };
 }
 
 /**

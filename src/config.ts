@@ -31,6 +31,20 @@ export interface Config {
   metricsSink: MetricsSink;
   /** How often the EMF sink writes, seconds. */
   metricsEmfIntervalSeconds: number;
+  /** OTLP/HTTP base URL for traces (OTEL_EXPORTER_OTLP_ENDPOINT); unset: tracing off. */
+  otelEndpoint: string | undefined;
+  /** service.name of the exported spans. */
+  otelServiceName: string;
+  /** Clinic transactions that may share one COMMIT (1: group commit off). */
+  groupCommitMax: number;
+  /** Clinic transactions that may wait for a database connection; more are answered 503. */
+  dbQueueMax: number;
+  /** Event-loop delay above which API requests are answered 503 (0: never). */
+  maxEventLoopDelayMs: number;
+  /** How long a looked-up API key is trusted in process: the bound on revocation taking effect. */
+  keyCacheTtlMs: number;
+  /** HTTP worker processes; undefined: one per core with PostgreSQL, one when embedded. */
+  workers: number | undefined;
 }
 
 export type MetricsSink = 'prometheus' | 'emf';
@@ -92,6 +106,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const redisKeyPrefix = optional(env, 'REDIS_KEY_PREFIX') ?? 'ap';
   if (!/^[A-Za-z0-9_.-]{1,32}$/.test(redisKeyPrefix)) throw new ConfigError('REDIS_KEY_PREFIX', 'must be 1 to 32 letters, digits, dots, dashes or underscores');
+  const otelEndpoint = optional(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  // Not echoed in the message: the URL may carry credentials. /v1/traces is appended to it.
+  if (otelEndpoint !== undefined && (!/^https?:\/\/[^/?#\s]+[^?#\s]*$/.test(otelEndpoint) || !URL.canParse(otelEndpoint))) {
+    throw new ConfigError('OTEL_EXPORTER_OTLP_ENDPOINT', 'must be an http:// or https:// URL without a query or fragment (the OTLP/HTTP base URL)');
+  }
+  const otelServiceName = optional(env, 'OTEL_SERVICE_NAME') ?? 'agenticpet';
+  if (otelServiceName.length > 255) throw new ConfigError('OTEL_SERVICE_NAME', 'must be at most 255 characters long');
   return {
     sessionTtlSeconds: integer(env, 'AGENTICPET_SESSION_TTL_SECONDS', 1800, 1, 7 * 24 * 3600),
     redisKeyPrefix,
@@ -113,5 +134,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
     metricsSink: metricsSink as MetricsSink,
     metricsEmfIntervalSeconds: integer(env, 'METRICS_EMF_INTERVAL_SECONDS', 60, 1, 3600),
+    otelEndpoint,
+    otelServiceName,
+    groupCommitMax: integer(env, 'AGENTICPET_GROUP_COMMIT_MAX', 32, 1, 64),
+    dbQueueMax: integer(env, 'AGENTICPET_DB_QUEUE_MAX', 2000, 1, 1_000_000),
+    maxEventLoopDelayMs: integer(env, 'AGENTICPET_MAX_EVENT_LOOP_DELAY_MS', 200, 0, 60_000),
+    keyCacheTtlMs: integer(env, 'AGENTICPET_KEY_CACHE_TTL_MS', 5000, 0, 5000),
+    workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
   };
 }

@@ -162,11 +162,11 @@ describe('backpressure', () => {
   it('answers API requests 503 with Retry-After while the event loop lags, keeps health answering, and recovers', async () => {
     const call = client(rt, key);
     assert.equal((await call('GET', '/v1/patients')).statusCode, 200);
-    // Block the loop in slices so that sampled delay is well past the limit.
-    const until = Date.now() + 400;
+    // Block the loop in 150 ms slices: every lag sample is well past the 30 ms limit.
+    const until = Date.now() + 600;
     while (Date.now() < until) {
       const t = Date.now();
-      while (Date.now() - t < 80) {
+      while (Date.now() - t < 150) {
         /* busy */
       }
       await new Promise((resolve) => setImmediate(resolve));

@@ -143,7 +143,7 @@ describe('PostgreSQL pool gauges', () => {
     // No connection is made until a query: a fresh pool is empty.
     const db = new PostgresExecutor({ connectionString: 'postgres://nobody@127.0.0.1:1/none', poolMax: 3 });
     try {
-      assert.deepEqual(db.stats(), { total: 0, idle: 0, waiting: 0 });
+      assert.deepEqual(db.stats(), { total: 0, idle: 0, waiting: 0, max: 3 });
     } finally {
       await db.close();
     }

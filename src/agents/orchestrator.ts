@@ -7,11 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import type { Span } from '@opentelemetry/api';
 import { LRUCache } from 'lru-cache';
 import { canonicalJson } from '../clinical/canonical-json.js';
 import type { AgentMessage, ChainStep } from '../clinical/sessions.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
+import { recordFailure, withSpan } from '../observability/tracing.js';
 import { DIFFERENTIAL_VERSION, DifferentialModel } from './differential.js';
 import { INTAKE_VERSION, Lexicon, mergeFindings, runIntake } from './intake.js';
 import { LABS_VERSION, runLabs } from './labs.js';
@@ -29,6 +31,11 @@ export const AGENT_VERSIONS = {
   narrative: NARRATIVE_VERSION,
 } as const;
 export type AgentName = keyof typeof AGENT_VERSIONS;
+
+// Span name and attributes of each agent's step, built once rather than per step.
+const AGENT_SPANS = Object.fromEntries(
+  Object.entries(AGENT_VERSIONS).map(([name, version]) => [name, { name: `agent ${name}`, attributes: { 'agent.name': name, 'agent.version': version } }]),
+) as Record<AgentName, { name: string; attributes: { 'agent.name': string; 'agent.version': string } }>;
 
 export interface Budgets {
   /** Milliseconds per agent; the narrative's also bounds an LLM call. */
@@ -162,7 +169,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const outputDigests = new Map<unknown, string>();
   const stepOutputDigests: string[] = [];
 
-  const runNode = async (node: Node<AgentName>): Promise<void> => {
+  const runStep = async (node: Node<AgentName>, span: Span): Promise<void> => {
     const agentInput = node.input(outputs);
     const budget = node.name === 'narrative' ? registry.budgets.narrative + 50 : registry.budgets.default;
     const started = performance.now();
@@ -180,6 +187,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
       (outputs as Record<string, unknown>)[node.name] = rest;
     } catch (err) {
       status = err instanceof BudgetExceeded ? 'timeout' : 'failed';
+      recordFailure(span, status === 'timeout' ? new Error(`did not finish within ${budget} ms`) : err);
       warnings.push(`${node.name} agent ${status === 'timeout' ? `did not finish within ${budget} ms` : `failed (${(err as Error).message})`}: ${node.fallback ? 'a fail-safe answer was used' : 'that part of the answer is missing'}`);
       const fallback = node.fallback?.();
       if (fallback !== undefined) (outputs as Record<string, unknown>)[node.name] = fallback;
@@ -188,6 +196,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
       clearTimeout(timer);
     }
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    span.setAttribute('agent.status', status);
     if (status === 'ok' && durationMs > budget) warnings.push(`${node.name} agent took ${Math.round(durationMs)} ms, over its ${budget} ms budget`);
     const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: inputDigest(agentInput, outputDigests), status, durationMs, at: new Date().toISOString(), output };
     const outputDigest = digest(output);
@@ -198,6 +207,8 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     done.add(node.name);
     onStep?.(step);
   };
+  // One span per agent step, a child of the span active when orchestrate() was called.
+  const runNode = (node: Node<AgentName>): Promise<void> => withSpan(AGENT_SPANS[node.name].name, AGENT_SPANS[node.name].attributes, (span) => runStep(node, span));
 
   while (done.size < nodes.length) {
     const ready = nodes.filter((n) => !done.has(n.name) && n.deps.every((d) => done.has(d)));

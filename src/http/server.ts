@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Context as TraceContext } from '@opentelemetry/api';
 import { Ajv } from 'ajv';
 import formatsPlugin from 'ajv-formats';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,14 +17,18 @@ import type { MediaService } from '../clinical/media.js';
 import type { RequestContext } from '../clinical/ports.js';
 import type { RecordsService } from '../clinical/records.js';
 import type { RequestMetrics } from '../observability/metrics.js';
+import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace } from '../observability/tracing.js';
+import { OverloadedError } from '../clinical/errors.js';
 import { Problem } from '../clinical/schemas.js';
 import { registerProblemHandlers } from './problem.js';
+import { LoopLag } from './backpressure.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerDiagnosisRoutes } from './routes/diagnoses.js';
 import { registerEncounterRoutes } from './routes/encounters.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerMediaRoutes } from './routes/media.js';
+import { registerOpsPage, registerOpsRoutes } from './routes/ops.js';
 import { registerOwnerRoutes } from './routes/owners.js';
 import { registerPatientRoutes } from './routes/patients.js';
 
@@ -34,6 +39,8 @@ export interface Services {
   sessionStoreKind: string;
   /** Prometheus registry of the process's metrics. */
   metrics: Registry;
+  /** The metrics to serve: the whole host's (every worker, merged) under `serve --workers N`. */
+  metricsView: () => Promise<Registry>;
   /** Where each response's latency is recorded (by route pattern and status). */
   requestMetrics: RequestMetrics;
   encounters: EncountersService;
@@ -48,11 +55,17 @@ export interface HttpOptions {
   bodyMaxBytes: number;
   mediaMaxBytes: number;
   version: string;
+  /** Event-loop delay (ms) above which /v1 requests are refused with 503 (0: never). */
+  maxEventLoopDelayMs?: number;
+  /** Told of each request refused because the process is saturated. */
+  onOverload?: (reason: string) => void;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     ctx: RequestContext;
+    /** The request's server span and its parent, when tracing is on; null when off. */
+    traceContext: TraceContext | null;
   }
   interface FastifyInstance {
     /** Resolves once no request is in flight (or after timeoutMs). */
@@ -97,6 +110,35 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   registerProblemHandlers(app);
   app.addSchema(Problem);
 
+  // Backpressure: while the event loop keeps lagging past the limit, API requests are refused
+  // at once (503 + Retry-After, in the /v1 hook below) rather than queued behind the backlog.
+  // Health, metrics, docs and the ops page still answer, so a load balancer does not take a
+  // busy task for a dead one.
+  const lag = new LoopLag(opts.maxEventLoopDelayMs ?? 0);
+  app.addHook('onReady', async () => void lag.start());
+  app.addHook('onClose', async () => lag.stop());
+  app.addHook('onError', async (_request, _reply, err) => {
+    if (err instanceof OverloadedError) opts.onOverload?.(err.reason);
+  });
+  const saturated = (): number | null => lag.saturated();
+
+  // Tracing: the server span starts first, and the rest of the request (later hooks, the body,
+  // the handler) runs in its context, so agent, database and Redis spans become its children.
+  // A hook cannot wrap what follows it except through its done callback, hence callback hooks.
+  app.decorateRequest('traceContext', null);
+  app.addHook('onRequest', (request, _reply, done) => {
+    const traceContext = startRequestTrace(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
+    if (traceContext === null) return done();
+    request.traceContext = traceContext;
+    enterRequestTrace(traceContext, done);
+  });
+  // The body arrives in stream events, which need not run in the request's context: enter it
+  // again once the body is parsed, before validation and the handler.
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (request.traceContext === null) return done();
+    enterRequestTrace(request.traceContext, done);
+  });
+
   const inFlight = new Set<object>();
   let idle: (() => void) | undefined;
   app.addHook('onRequest', async (request, reply) => {
@@ -106,6 +148,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     reply.raw.once('close', () => {
       inFlight.delete(request.raw);
       if (inFlight.size === 0) idle?.();
+      if (request.traceContext !== null && !reply.raw.writableFinished) endRequestTrace(request.traceContext, undefined);
     });
     reply.header('x-request-id', request.id);
   });
@@ -115,6 +158,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     const route = request.routeOptions.url ?? 'unmatched';
     const elapsedMs = reply.elapsedTime;
     services.requestMetrics.observeRequest(request.method, route, reply.statusCode, elapsedMs / 1000);
+    if (request.traceContext !== null) endRequestTrace(request.traceContext, reply.statusCode);
     request.log.info(
       {
         clinic: request.ctx?.principal.clinicId,
@@ -122,6 +166,8 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
         route,
         status: reply.statusCode,
         latencyMs: Math.round(elapsedMs * 100) / 100,
+        // The span's trace id; with tracing off, the caller's (traceparent) or a fresh one.
+        traceId: requestTraceId(request.traceContext, request.headers.traceparent),
       },
       'request',
     );
@@ -144,11 +190,17 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerHealthRoutes(app, services);
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(services.metrics.contentType).send(await services.metrics.metrics()));
+  registerOpsPage(app);
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const registry = await services.metricsView();
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
 
   await app.register(async (v1) => {
     v1.decorateRequest('ctx', null as unknown as RequestContext);
     v1.addHook('onRequest', async (request, reply) => {
+      const delay = saturated();
+      if (delay !== null) throw new OverloadedError(`The service is saturated (event-loop delay ${Math.round(delay)} ms); retry shortly`, 'event_loop_delay');
       try {
         const principal = await services.access.authenticate(request.headers.authorization);
         request.ctx = { principal, requestId: request.id, sourceIp: request.ip ?? null };
@@ -164,6 +216,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     registerKeyRoutes(v1, services);
     registerAuditRoutes(v1, services);
     registerDiagnosisRoutes(v1, services);
+    registerOpsRoutes(v1, services);
   }, { prefix: '/v1' });
 
   // Fastify's close() stops accepting and answers 503 on kept-alive sockets, but may resolve

@@ -14,6 +14,7 @@
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
+import { withSpan } from '../../observability/tracing.js';
 import { parseResults, toJson, ttlMillis } from './encoding.js';
 
 /**
@@ -51,6 +52,15 @@ export function sessionKeys(prefix: string, clinicId: string, sessionId: string)
 }
 
 const keyList = (k: Record<SessionKeyPart, string>): string[] => PARTS.map((p) => k[p]);
+
+/** Span attributes per store operation (db.operation.name: the Redis command it sends). */
+const spanAttributes = (operation: string, command: string) => ({ 'db.system': 'redis', 'db.system.name': 'redis', 'db.operation.name': command, 'session.operation': operation }) as const;
+const SPAN = {
+  create: spanAttributes('create', 'MULTI'),
+  get: spanAttributes('get', 'MULTI'),
+  write: spanAttributes('write', 'EVALSHA'),
+  ping: spanAttributes('ping', 'PING'),
+};
 
 /**
  * write(): appends and sets results only if the session's meta key exists, then slides the TTL
@@ -116,57 +126,65 @@ export class RedisSessionStore implements SessionStore {
     return sessionKeys(this.prefix, clinicId, sessionId);
   }
 
-  async create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
-    const ttl = ttlMillis(ttlSeconds);
-    const k = this.keys(meta.clinicId, meta.id);
-    await this.firstConnection;
-    const fields: Record<string, string> = { id: meta.id, clinicId: meta.clinicId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
-    if (meta.patientId !== null) fields.patientId = meta.patientId;
-    // Creating over an existing id starts it afresh rather than inheriting old lists.
-    const replies = await this.client
-      .multi()
-      .del(...keyList(k))
-      .hset(k.meta, fields)
-      .pexpire(k.meta, ttl)
-      .exec();
-    failOnReplyError(replies);
+  create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
+    return withSpan('redis create', SPAN.create, async () => {
+      const ttl = ttlMillis(ttlSeconds);
+      const k = this.keys(meta.clinicId, meta.id);
+      await this.firstConnection;
+      const fields: Record<string, string> = { id: meta.id, clinicId: meta.clinicId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
+      if (meta.patientId !== null) fields.patientId = meta.patientId;
+      // Creating over an existing id starts it afresh rather than inheriting old lists.
+      const replies = await this.client
+        .multi()
+        .del(...keyList(k))
+        .hset(k.meta, fields)
+        .pexpire(k.meta, ttl)
+        .exec();
+      failOnReplyError(replies);
+    });
   }
 
-  async get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
-    const ttl = ttlMillis(ttlSeconds);
-    const k = this.keys(clinicId, sessionId);
-    await this.firstConnection;
-    // One MULTI: a consistent snapshot, read and TTL slide in a single round trip.
-    const tx = this.client.multi().hgetall(k.meta).lrange(k.inputs, 0, -1).lrange(k.chain, 0, -1).hgetall(k.results).lrange(k.messages, 0, -1);
-    for (const key of keyList(k)) tx.pexpire(key, ttl);
-    const replies = failOnReplyError(await tx.exec());
-    const meta = replies[0] as Record<string, string>;
-    if (meta.id !== sessionId || meta.clinicId !== clinicId || meta.createdAt === undefined || meta.updatedAt === undefined) return null;
-    return {
-      meta: { id: meta.id, clinicId: meta.clinicId, patientId: meta.patientId ?? null, createdAt: meta.createdAt, updatedAt: meta.updatedAt },
-      inputs: (replies[1] as string[]).map((s) => JSON.parse(s) as unknown),
-      chain: (replies[2] as string[]).map((s) => JSON.parse(s) as ChainStep),
-      results: parseResults(Object.entries(replies[3] as Record<string, string>)),
-      messages: (replies[4] as string[]).map((s) => JSON.parse(s) as AgentMessage),
-    };
+  get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
+    return withSpan('redis get', SPAN.get, async () => {
+      const ttl = ttlMillis(ttlSeconds);
+      const k = this.keys(clinicId, sessionId);
+      await this.firstConnection;
+      // One MULTI: a consistent snapshot, read and TTL slide in a single round trip.
+      const tx = this.client.multi().hgetall(k.meta).lrange(k.inputs, 0, -1).lrange(k.chain, 0, -1).hgetall(k.results).lrange(k.messages, 0, -1);
+      for (const key of keyList(k)) tx.pexpire(key, ttl);
+      const replies = failOnReplyError(await tx.exec());
+      const meta = replies[0] as Record<string, string>;
+      if (meta.id !== sessionId || meta.clinicId !== clinicId || meta.createdAt === undefined || meta.updatedAt === undefined) return null;
+      return {
+        meta: { id: meta.id, clinicId: meta.clinicId, patientId: meta.patientId ?? null, createdAt: meta.createdAt, updatedAt: meta.updatedAt },
+        inputs: (replies[1] as string[]).map((s) => JSON.parse(s) as unknown),
+        chain: (replies[2] as string[]).map((s) => JSON.parse(s) as ChainStep),
+        results: parseResults(Object.entries(replies[3] as Record<string, string>)),
+        messages: (replies[4] as string[]).map((s) => JSON.parse(s) as AgentMessage),
+      };
+    });
   }
 
-  async write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean> {
-    const ttl = ttlMillis(ttlSeconds);
-    const k = this.keys(clinicId, sessionId);
-    const inputs = (batch.inputs ?? []).map(toJson);
-    const steps = (batch.steps ?? []).map(toJson);
-    const messages = (batch.messages ?? []).map(toJson);
-    const results = Object.entries(batch.results ?? {}).flatMap(([agent, out]) => [agent, toJson(out)]);
-    await this.firstConnection;
-    const args = [ttl, new Date().toISOString(), inputs.length, steps.length, messages.length, results.length / 2, ...inputs, ...steps, ...messages, ...results];
-    const written = await (this.client as unknown as SessionScripts).agenticpetSessionWrite(...keyList(k), ...args);
-    return written === 1;
+  write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean> {
+    return withSpan('redis write', SPAN.write, async () => {
+      const ttl = ttlMillis(ttlSeconds);
+      const k = this.keys(clinicId, sessionId);
+      const inputs = (batch.inputs ?? []).map(toJson);
+      const steps = (batch.steps ?? []).map(toJson);
+      const messages = (batch.messages ?? []).map(toJson);
+      const results = Object.entries(batch.results ?? {}).flatMap(([agent, out]) => [agent, toJson(out)]);
+      await this.firstConnection;
+      const args = [ttl, new Date().toISOString(), inputs.length, steps.length, messages.length, results.length / 2, ...inputs, ...steps, ...messages, ...results];
+      const written = await (this.client as unknown as SessionScripts).agenticpetSessionWrite(...keyList(k), ...args);
+      return written === 1;
+    });
   }
 
-  async ping(): Promise<void> {
-    await this.whenReady();
-    await this.client.ping();
+  ping(): Promise<void> {
+    return withSpan('redis ping', SPAN.ping, async () => {
+      await this.whenReady();
+      await this.client.ping();
+    });
   }
 
   async close(): Promise<void> {

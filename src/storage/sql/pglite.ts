@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { StoreLockedError } from '../../clinical/errors.js';
 import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
 import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
 
 function processAlive(pid: number): boolean {
@@ -59,6 +60,8 @@ export interface PgliteOptions {
   onBatch?: (size: number) => void;
 }
 
+const DB_SPAN = { 'db.system': 'postgresql', 'db.client': 'pglite' };
+
 export class PgliteExecutor implements SqlExecutor {
   readonly kind = 'pglite' as const;
   private readonly connection = {};
@@ -112,12 +115,14 @@ export class PgliteExecutor implements SqlExecutor {
   }
 
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, fn);
+    // Each transaction is a span of its request, even when it runs inside a shared batch.
+    const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', DB_SPAN, () => fn(tx)));
+    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, traced);
     const callbacks = new TxCallbacks();
     let result: T;
     try {
       await this.inTransaction(async (conn) => {
-        result = await fn(sqlTx(conn, conn.identity, undefined, callbacks));
+        result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
       });
     } catch (err) {
       callbacks.rolledBack();

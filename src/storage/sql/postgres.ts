@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { StorageUnavailableError } from '../../clinical/errors.js';
 import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
+import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
 import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
 
 export interface PostgresOptions {
@@ -40,6 +41,8 @@ function batchConnection(client: pg.PoolClient): BatchConnection {
     },
   };
 }
+
+const DB_SPAN = { 'db.system': 'postgresql', 'db.client': 'pg' };
 
 export class PostgresExecutor implements SqlExecutor {
   readonly kind = 'postgres' as const;
@@ -92,13 +95,15 @@ export class PostgresExecutor implements SqlExecutor {
   }
 
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, fn);
+    // Each transaction is a span of its request, even when it runs inside a shared batch.
+    const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', DB_SPAN, () => fn(tx)));
+    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, traced);
     const callbacks = new TxCallbacks();
     let result: T;
     try {
       await this.onConnection(async (conn) => {
         await conn.exec('BEGIN');
-        result = await fn(sqlTx(conn, conn.identity, undefined, callbacks));
+        result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
       });
     } catch (err) {
       callbacks.rolledBack();
