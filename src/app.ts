@@ -112,7 +112,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus });
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
-  const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs });
+  const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }).warm();
   const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses);
   const app = await buildHttpApp(
     {

@@ -59,7 +59,7 @@ describe('in-process session store bounds', () => {
     const m = newMeta();
     await store.create(m, 60);
     await store.write(m.clinicId, m.id, { inputs: ['kept'] }, 60);
-    await assert.rejects(store.write(m.clinicId, m.id, { inputs: ['z'.repeat(30_000)] }, 60), SessionTooLargeError);
+    await assert.rejects(store.write(m.clinicId, m.id, { inputs: ['z'.repeat(60_000)] }, 60), SessionTooLargeError);
     assert.deepEqual((await store.get(m.clinicId, m.id, 60))?.inputs, ['kept']);
     await store.close();
   });

@@ -71,21 +71,19 @@ export class DifferentialModel {
   }
 
   run(input: Pick<CaseInput, 'breed' | 'ageYears' | 'sex' | 'neutered'>, findings: FindingEvidence[]): DifferentialOutput {
+    // Score every condition first; the evidence lists are built for the top N only, since
+    // only those are returned (the cost then grows with the conditions only in the scoring).
     const rows = this.scored.map((s) => {
-      const evidence: EvidenceWeight[] = this.signalment(s.condition, input);
-      let logScore = s.logPrior + evidence.reduce((sum, e) => sum + e.weight, 0);
+      const signalment = this.signalment(s.condition, input);
+      let logScore = s.logPrior + signalment.reduce((sum, e) => sum + e.weight, 0);
       for (const f of findings) {
         const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
-        const m = this.marginal.get(f.code) ?? this.unlistedOf(f.code);
-        const p = f.present ? l : 1 - l;
-        const base = f.present ? m : 1 - m;
-        logScore += Math.log(p);
-        const weight = Math.log(p / base);
-        if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, source: f.source, weight: Math.round(weight * 1000) / 1000 });
+        logScore += Math.log(f.present ? l : 1 - l);
       }
-      return { s, logScore, evidence };
+      return { s, logScore, signalment };
     });
-    const max = Math.max(...rows.map((r) => r.logScore));
+    let max = -Infinity;
+    for (const r of rows) if (r.logScore > max) max = r.logScore;
     const total = rows.reduce((sum, r) => sum + Math.exp(r.logScore - max), 0);
     const ranked = rows
       .map((r) => ({ ...r, probability: Math.exp(r.logScore - max) / total }))
@@ -96,9 +94,21 @@ export class DifferentialModel {
       name: r.s.condition.name,
       urgency: r.s.condition.urgency,
       probability: Math.round(r.probability * 10000) / 10000,
-      evidence: r.evidence.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)),
+      evidence: this.evidence(r.s, r.signalment, findings).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)),
     }));
     return { differentials, considered: this.scored.length };
+  }
+
+  /** What moved one condition: its signalment factors, then each finding's log likelihood ratio. */
+  private evidence(s: (typeof this.scored)[number], signalment: EvidenceWeight[], findings: FindingEvidence[]): EvidenceWeight[] {
+    const evidence = [...signalment];
+    for (const f of findings) {
+      const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
+      const m = this.marginal.get(f.code) ?? this.unlistedOf(f.code);
+      const weight = Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
+      if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, source: f.source, weight: Math.round(weight * 1000) / 1000 });
+    }
+    return evidence;
   }
 
   private unlistedOf(code: string): number {

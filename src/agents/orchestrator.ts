@@ -62,6 +62,12 @@ export class AgentRegistry {
     readonly budgets: Budgets,
   ) {}
 
+  /** Builds every species' tables now (at start), so no request pays for it. */
+  warm(): this {
+    for (const species of Object.keys(this.kb.conditions) as KbSpecies[]) this.suite(species);
+    return this;
+  }
+
   suite(species: KbSpecies): AgentSuite {
     const key = `${species}@${this.kb.version}`;
     let suite = this.suites.get(key);
