@@ -33,6 +33,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && chown node:node /var/lib/agenticpet
 COPY --from=build /app/dist ./dist
 COPY data/knowledge ./data/knowledge
+# The /ops dashboard's page (HTML, CSS, browser JavaScript) is read at start, not compiled.
+COPY src/http/ops ./src/http/ops
 # The official image's unprivileged user (uid 1000).
 USER node
 EXPOSE 3000

@@ -66,6 +66,7 @@ describe('Dockerfile', () => {
     const copies = runtime!.filter((i) => i.getKeyword() === 'COPY').map(raw);
     assert.ok(copies.includes('COPY --from=build /app/dist ./dist'), 'dist/ from the build stage');
     assert.ok(copies.includes('COPY data/knowledge ./data/knowledge'), 'the knowledge base');
+    assert.ok(copies.includes('COPY src/http/ops ./src/http/ops'), 'the /ops dashboard page, read at start');
     assert.ok(!copies.some((c) => /^COPY (\.|src|infra\/?) /.test(c)), 'no source tree or infra/ copied into the runtime image');
   });
 
