@@ -81,6 +81,10 @@ export class PostgresExecutor implements SqlExecutor {
       unavailable(err);
     }
     let broken: Error | undefined;
+    // A checked-out client whose connection drops between queries emits 'error'; unheard, that
+    // would crash the process. The next query fails anyway, and the client is destroyed below.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await body(batchConnection(client));
       await client.query('COMMIT');
@@ -89,6 +93,7 @@ export class PostgresExecutor implements SqlExecutor {
       else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
       unavailable(err);
     } finally {
+      client.off('error', onError);
       // A broken connection is destroyed rather than returned to the pool.
       client.release(broken);
     }
