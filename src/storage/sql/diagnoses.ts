@@ -31,40 +31,54 @@ const toDiagnosis = (r: DiagnosisRow): DiagnosisRecord => ({
   createdAt: r.created_at,
 });
 
+/** The report, its evidence rows and its provenance in ONE statement (one round trip). */
 export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
+  // Data-modifying CTEs all run; the foreign keys from evidence and provenance to the report
+  // are checked at the end of the statement, when the report row exists.
   await tx.query(
-    `INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [clinicId, d.id, d.patientId, d.encounterId, d.consultationId, d.species, d.triageLevel, d.topCondition, d.kbVersion, JSON.stringify(d.input), JSON.stringify(d.report), d.createdAt],
-  );
-  if (evidence.length > 0) {
-    // All evidence rows in one statement, whatever their number.
-    await tx.query(
-      `INSERT INTO diagnosis_evidence (clinic_id, diagnosis_id, seq, conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight)
+    `WITH report AS (
+       INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     ), evidence AS (
+       INSERT INTO diagnosis_evidence (clinic_id, diagnosis_id, seq, conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight)
        SELECT $1, $2, x.seq, x.conclusion_type, x.conclusion_code, x.evidence_kind, x.evidence_ref, x.finding, x.detail, x.weight
-       FROM jsonb_to_recordset($3::jsonb) AS x(seq int, conclusion_type text, conclusion_code text, evidence_kind text, evidence_ref text, finding text, detail jsonb, weight double precision)`,
-      [
-        clinicId,
-        d.id,
-        JSON.stringify(
-          evidence.map((e, i) => ({
-            seq: i + 1,
-            conclusion_type: e.conclusionType,
-            conclusion_code: e.conclusionCode,
-            evidence_kind: e.evidenceKind,
-            evidence_ref: e.evidenceRef,
-            finding: e.finding,
-            detail: e.detail,
-            weight: e.weight,
-          })),
-        ),
-      ],
-    );
-  }
-  await tx.query(
-    `INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [clinicId, d.id, JSON.stringify(p.agents), p.kbVersion, p.chainDigest, JSON.stringify(p.chain), p.requestId, p.sessionId, p.recordedAt],
+       FROM jsonb_to_recordset($13::jsonb) AS x(seq int, conclusion_type text, conclusion_code text, evidence_kind text, evidence_ref text, finding text, detail jsonb, weight double precision)
+     )
+     INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at)
+     VALUES ($1, $2, $14, $15, $16, $17, $18, $19, $20)`,
+    [
+      clinicId,
+      d.id,
+      d.patientId,
+      d.encounterId,
+      d.consultationId,
+      d.species,
+      d.triageLevel,
+      d.topCondition,
+      d.kbVersion,
+      JSON.stringify(d.input),
+      JSON.stringify(d.report),
+      d.createdAt,
+      JSON.stringify(
+        evidence.map((e, i) => ({
+          seq: i + 1,
+          conclusion_type: e.conclusionType,
+          conclusion_code: e.conclusionCode,
+          evidence_kind: e.evidenceKind,
+          evidence_ref: e.evidenceRef,
+          finding: e.finding,
+          detail: e.detail,
+          weight: e.weight,
+        })),
+      ),
+      JSON.stringify(p.agents),
+      p.kbVersion,
+      p.chainDigest,
+      JSON.stringify(p.chain),
+      p.requestId,
+      p.sessionId,
+      p.recordedAt,
+    ],
   );
 }
 
