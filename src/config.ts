@@ -138,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     otelServiceName,
     groupCommitMax: integer(env, 'AGENTICPET_GROUP_COMMIT_MAX', 32, 1, 64),
     dbQueueMax: integer(env, 'AGENTICPET_DB_QUEUE_MAX', 2000, 1, 1_000_000),
-    maxEventLoopDelayMs: integer(env, 'AGENTICPET_MAX_EVENT_LOOP_DELAY_MS', 200, 0, 60_000),
+    maxEventLoopDelayMs: integer(env, 'AGENTICPET_MAX_EVENT_LOOP_DELAY_MS', 500, 0, 60_000),
     keyCacheTtlMs: integer(env, 'AGENTICPET_KEY_CACHE_TTL_MS', 5000, 0, 5000),
     workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
   };

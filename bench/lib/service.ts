@@ -1,0 +1,218 @@
+/**
+ * Starts the built service (node dist/cli.js serve) for a bench run, in a data directory of its
+ * own, and takes everything down again: the process (SIGTERM, then SIGKILL after 10 s), the
+ * database it created, its Redis keys and the data directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+export type Mode = 'embedded' | 'postgres';
+
+export interface ServiceOptions {
+  root: string;
+  mode: Mode;
+  workers: number | undefined;
+  /** Admin connection used to create and drop the bench database. */
+  pgAdminUrl: string;
+  redisUrl: string;
+  /** postgres mode against an existing, seeded database: not created, not dropped. */
+  existingDatabaseUrl: string | undefined;
+  existingApiKey: string | undefined;
+}
+
+export interface Service {
+  origin: string;
+  apiKey: string;
+  /** What the JSON report records about the server: storage, command, inherited settings (never a key). */
+  server: Record<string, string>;
+  close(): Promise<void>;
+}
+
+const SERVER_ENV = ['PORT', 'HOST', 'LOG_LEVEL', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'AGENTICPET_DATA_DIR', 'AGENTICPET_BOOTSTRAP_KEY'];
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+async function deleteRedisKeys(url: string, prefix: string): Promise<number> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    let cursor = '0';
+    let deleted = 0;
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) deleted += await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    return deleted;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+  if ((await Promise.race([exited, timer])) === 'timeout') {
+    console.error(`server pid ${child.pid} still running ${graceMs / 1000} s after SIGTERM: SIGKILL`);
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function waitReady(child: ChildProcess, origin: string, output: () => string, cancelled: () => boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !cancelled()) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited before it was ready (${child.signalCode ?? child.exitCode}):\n${output()}`);
+    }
+    const ok = await fetch(`${origin}/readyz`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(cancelled() ? 'cancelled' : `server not ready after ${timeoutMs / 1000} s:\n${output()}`);
+}
+
+/**
+ * One service for one mode. close() may be called at any time, also while start() is still
+ * running (Ctrl-C during start-up): it waits for the step in progress, then undoes every step
+ * taken, in reverse order.
+ */
+export class BenchService implements Service {
+  origin = '';
+  apiKey = '';
+  readonly server: Record<string, string> = {};
+  private readonly undo: Array<() => Promise<unknown>> = [];
+  private closing = false;
+  private starting: Promise<void> | undefined;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly opts: ServiceOptions) {}
+
+  start(): Promise<void> {
+    this.starting = this.run().catch(async (err: unknown) => {
+      await this.unwind();
+      throw err;
+    });
+    return this.starting;
+  }
+
+  close(): Promise<void> {
+    this.closing = true;
+    this.closed ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.unwind();
+    })();
+    return this.closed;
+  }
+
+  private async unwind(): Promise<void> {
+    while (this.undo.length > 0) {
+      const step = this.undo.pop()!;
+      await step().catch((err: unknown) => console.error(`cleanup: ${(err as Error).message}`));
+    }
+  }
+
+  /** Records how to undo a step just taken; stops the start-up if close() was called meanwhile. */
+  private done(undo: () => Promise<unknown>): void {
+    this.undo.push(undo);
+    if (this.closing) throw new Error('cancelled');
+  }
+
+  private async run(): Promise<void> {
+    const opts = this.opts;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agenticpet-bench-'));
+    this.done(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const bootstrapKey = `bench-${randomBytes(24).toString('hex')}`;
+    const port = await freePort();
+    const env: Record<string, string | undefined> = { ...process.env };
+    for (const k of SERVER_ENV) delete env[k];
+    Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', AGENTICPET_DATA_DIR: dataDir, AGENTICPET_BOOTSTRAP_KEY: bootstrapKey });
+    this.server.kind = opts.mode === 'embedded' ? 'pglite + in-process sessions' : 'postgresql + redis';
+    this.apiKey = bootstrapKey;
+
+    if (opts.mode === 'postgres') {
+      if (opts.existingDatabaseUrl !== undefined) {
+        env.DATABASE_URL = opts.existingDatabaseUrl;
+        this.server.database = `existing ${new URL(opts.existingDatabaseUrl).pathname.slice(1)} (not created, not dropped)`;
+        if (opts.existingApiKey !== undefined) this.apiKey = opts.existingApiKey;
+      } else {
+        const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 17);
+        const name = `agenticpet_bench_${stamp}`;
+        await adminQuery(opts.pgAdminUrl, `CREATE DATABASE ${name}`);
+        this.done(() => adminQuery(opts.pgAdminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+        env.DATABASE_URL = withDatabase(opts.pgAdminUrl, name);
+        this.server.database = `${name} (created, dropped at the end)`;
+      }
+      const prefix = `apbench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+      env.REDIS_URL = opts.redisUrl;
+      env.REDIS_KEY_PREFIX = prefix;
+      this.server.redisKeyPrefix = prefix;
+      this.done(() => deleteRedisKeys(opts.redisUrl, prefix));
+    }
+
+    const args = [path.join(opts.root, 'dist/cli.js'), 'serve', ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)])];
+    this.server.command = `node ${args.map((a) => path.relative(opts.root, a) || a).join(' ')}`;
+    // Server settings inherited from this shell (e.g. AGENTICPET_WORKERS, DATABASE_POOL_MAX) change the figures: record them.
+    for (const [k, v] of Object.entries(env)) {
+      if (/^(AGENTICPET_|DATABASE_|REDIS_|NODE_OPTIONS$|UV_THREADPOOL_SIZE$)/.test(k) && !SERVER_ENV.includes(k) && !/KEY|SECRET|PASSWORD|TOKEN/.test(k)) this.server[`env ${k}`] = (v ?? '').replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+    }
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const forward = (chunk: Buffer) => {
+      const text = chunk.toString();
+      tail = (tail + text).slice(-4000);
+      process.stderr.write(text.replace(/^(?=.)/gm, `[server ${opts.mode}] `));
+    };
+    child.stdout!.on('data', forward);
+    child.stderr!.on('data', forward);
+    this.done(() => stopProcess(child));
+    const origin = `http://127.0.0.1:${port}`;
+    await waitReady(child, origin, () => tail, () => this.closing);
+    this.origin = origin;
+  }
+}
+
+/** Starts a service; on failure everything it had set up is undone. */
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const service = new BenchService(opts);
+  await service.start();
+  return service;
+}
