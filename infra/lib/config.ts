@@ -13,7 +13,7 @@ export interface ServiceScaling {
   readonly cpuTargetPercent: number;
   /**
    * Target ALB requests per target per minute. Derived from the measured per-task throughput
-   * of `npm run bench:saturation` (requests per second at saturation for the task size below)
+   * of `npm run bench -- --mode postgres --workers 1` (requests per second at saturation for the task size below)
    * times 60 times `headroom`, so a task is scaled out well before it saturates. Set from
    * `designRequestsPerSecondPerTask(taskCpu)` (POST /v1/diagnoses, derated): see docs/capacity.md.
    */
@@ -57,14 +57,13 @@ export interface EnvConfig {
 
 /**
  * The per-task throughput, from the bench (docs/capacity.md shows the derivation; re-derive both
- * when the bench changes). `npm run bench:saturation -- --mode both --duration 10`, 2026-11-26,
- * PostgreSQL + Redis mode, POST /v1/diagnoses (the most expensive route, the design target):
- * 160 req/s from one Node process on a 2-core machine it shared with PostgreSQL, Redis and the
- * load generator. The service is one Node process (one core of JavaScript), so one bench process
- * is taken as one vCPU; derated by 0.75 (TLS to RDS Proxy and Redis, network hops, unknown
- * Graviton vs bench core), and not scaled up for tasks above one vCPU.
+ * when the bench changes). `npm run bench -- --mode postgres --workers 1`, 2026-11-26 13:09 UTC,
+ * PostgreSQL + Redis mode, POST /v1/diagnoses at saturation (the most expensive route, the design
+ * target): 162 req/s from one worker process (what a 1 vCPU task runs) on a 2-core machine it
+ * shared with PostgreSQL, Redis and the load generator; derated by 0.75 (TLS to RDS Proxy and
+ * Redis, network hops, unknown Graviton vs bench core), and not scaled up above one vCPU.
  */
-export const BENCH_DIAGNOSES_RPS = 160;
+export const BENCH_DIAGNOSES_RPS = 162;
 export const BENCH_DERATE = 0.75;
 
 /** Sustainable requests per second of one task of `taskCpu` CPU units (docs/capacity.md). */

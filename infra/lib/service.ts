@@ -64,6 +64,10 @@ export class ApiService extends Construct {
         HOST: '0.0.0.0',
         LOG_LEVEL: config.logLevel,
         NODE_ENV: 'production',
+        // One worker per vCPU of the task (a Fargate task may see more CPUs than it is given).
+        AGENTICPET_WORKERS: String(Math.max(1, Math.floor(config.taskCpu / 1024))),
+        // The app's metrics as CloudWatch EMF lines, which the dashboard charts.
+        METRICS_SINK: 'emf',
       },
       secrets: {
         DATABASE_URL: ecs.Secret.fromSecretsManager(data.databaseUrl, 'url'),

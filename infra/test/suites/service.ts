@@ -51,6 +51,8 @@ for (const env of ['dev', 'prod'] as const) {
       const envVars = Object.fromEntries(container.Environment.map((e) => [e.Name, e.Value]));
       assert.equal(envVars.PORT, '3000');
       assert.equal(envVars.LOG_LEVEL, config.logLevel);
+      assert.equal(envVars.AGENTICPET_WORKERS, String(Math.max(1, Math.floor(config.taskCpu / 1024))));
+      assert.equal(envVars.METRICS_SINK, 'emf');
       const secrets = Object.fromEntries(container.Secrets.map((s) => [s.Name, JSON.stringify(s.ValueFrom)]));
       assert.deepEqual(Object.keys(secrets).sort(), ['AGENTICPET_BOOTSTRAP_KEY', 'DATABASE_URL', 'REDIS_URL']);
       assert.match(secrets.DATABASE_URL!, /DataDatabaseUrl.*:url::/);
@@ -86,8 +88,8 @@ for (const env of ['dev', 'prod'] as const) {
       // The measured figure comes from the bench (docs/capacity.md), not a placeholder: POST
       // /v1/diagnoses 160 req/s x 0.75 derate, pro rata below one vCPU.
       assert.equal(config.scaling.measuredRequestsPerSecondPerTask, designRequestsPerSecondPerTask(config.taskCpu));
-      assert.equal(designRequestsPerSecondPerTask(1024), 120);
-      assert.equal(designRequestsPerSecondPerTask(512), 60);
+      assert.equal(designRequestsPerSecondPerTask(1024), 122);
+      assert.equal(designRequestsPerSecondPerTask(512), 61);
       main.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
         TargetTrackingScalingPolicyConfiguration: Match.objectLike({
           PredefinedMetricSpecification: Match.objectLike({ PredefinedMetricType: 'ALBRequestCountPerTarget' }),
@@ -209,12 +211,16 @@ describe('the capacity model (docs/capacity.md)', () => {
   const doc = readFileSync(new URL('docs/capacity.md', root), 'utf8');
 
   it('takes its per-task figure from the bench result it cites, as config.ts does', () => {
-    const cited = /bench\/results\/(saturation-[^`]+\.json)/.exec(doc)?.[1];
+    const cited = /bench\/results\/(bench-postgres-[^`]+\.json)/.exec(doc)?.[1];
     assert.ok(cited, 'docs/capacity.md cites a bench result file');
-    const bench = JSON.parse(readFileSync(new URL(`bench/results/${cited}`, root), 'utf8')) as { rows: { mode: string; route: string; requestsPerSec: number }[] };
-    const row = bench.rows.find((r) => r.mode === 'postgres' && r.route === 'POST /v1/diagnoses');
-    assert.equal(row?.requestsPerSec, BENCH_DIAGNOSES_RPS);
+    const bench = JSON.parse(readFileSync(new URL(`bench/results/${cited}`, root), 'utf8')) as {
+      flags: { workers: number | null };
+      table: { mode: string; scenario: string; load: string; achievedRps: number }[];
+    };
+    assert.equal(bench.flags.workers, 1, 'measured with one worker, as a 1 vCPU task runs');
+    const row = bench.table.find((r) => r.mode === 'postgres' && r.scenario === 'POST /v1/diagnoses' && r.load === 'saturation');
+    assert.equal(Math.round(row!.achievedRps), BENCH_DIAGNOSES_RPS);
     assert.match(doc, new RegExp(`${BENCH_DIAGNOSES_RPS} × ${BENCH_DERATE} = \\*\\*${designRequestsPerSecondPerTask(1024)} req/s`));
-    assert.match(doc, /npm run bench:saturation -- --mode both --duration 10/);
+    assert.match(doc, /npm run bench -- --mode postgres --workers 1/);
   });
 });
