@@ -118,4 +118,23 @@ describe('canonical JSON', () => {
       }),
     );
   });
+
+  it('property: the same text as the hand-written version audit chains were first hashed with', () => {
+    // Audit events stored before canonicalJson moved to safe-stable-stringify must still verify.
+    const original = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+      if (Array.isArray(value)) return `[${value.map(original).join(',')}]`;
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${original(v)}`).join(',')}}`;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null))), (value, detail) => {
+        assert.equal(canonicalJson(value), original(value));
+        assert.equal(canonicalJson(['chain', 1, 'id', '2026-11-26T00:00:00.000Z', null, detail]), original(['chain', 1, 'id', '2026-11-26T00:00:00.000Z', null, detail]));
+      }),
+      { numRuns: 500 },
+    );
+  });
 });
