@@ -203,6 +203,27 @@ describe('orchestrator', () => {
     assert.ok(r.outputs.differential!.differentials.length > 0, 'the other agents still answered');
   });
 
+  it("each step's duration is its own, even when a sibling ran first on the same thread", async () => {
+    const busy = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        /* a slow synchronous agent */
+      }
+    };
+    // intake and labs are ready together; intake (first) takes 40 ms, labs next to nothing.
+    const r = await orchestrate(registry, baseCase({ complaint: 'limping' }), {
+      overrides: {
+        intake: () => {
+          busy(40);
+          return { findings: [], unmatched: [] };
+        },
+      },
+    });
+    const duration = (agent: string) => r.steps.find((s) => s.agent === agent)!.durationMs;
+    assert.ok(duration('intake') >= 40, `intake ${duration('intake')} ms`);
+    assert.ok(duration('labs') < 20, `labs counted ${duration('labs')} ms, its sibling's time included`);
+  });
+
   it('an agent that runs past its budget is cut off', async () => {
     const r = await orchestrate(registry, baseCase({ complaint: 'limping' }), { overrides: { differential: () => new Promise(() => undefined) } });
     assert.equal(r.steps.find((s) => s.agent === 'differential')!.status, 'timeout');

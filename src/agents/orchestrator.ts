@@ -178,13 +178,18 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const runStep = async (node: Node<AgentName>, span: Span): Promise<void> => {
     const agentInput = node.input(outputs);
     const budget = node.name === 'narrative' ? registry.budgets.narrative + 50 : registry.budgets.default;
-    const started = performance.now();
+    let started = performance.now();
     let status: ChainStep['status'] = 'ok';
     let output: unknown;
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
-        Promise.resolve().then(() => (overrides[node.name] ?? node.run)(agentInput as never)),
+        Promise.resolve().then(() => {
+          // Agents that are ready together run one after another on this thread: each step's
+          // duration starts when it starts, not when its sibling did.
+          started = performance.now();
+          return (overrides[node.name] ?? node.run)(agentInput as never);
+        }),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BudgetExceeded()), budget))),
       ]);
       const { warning, ...rest } = (result ?? {}) as { warning?: string };
