@@ -90,7 +90,11 @@ async function serve(config: Config, args: string[]): Promise<void> {
     }, 25_000);
     force.unref();
     rt.close().then(
-      () => {
+      async () => {
+        // A cluster primary may have handed this worker a connection just before it learnt that
+        // the server closed; that hand-off must still be answered ("not accepted"), so the
+        // primary gives the connection to another worker instead of holding it forever.
+        if (cluster.isWorker) await new Promise((resolve) => setTimeout(resolve, 1_000));
         logger.info('stopped');
         process.exit(0);
       },

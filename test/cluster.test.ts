@@ -44,6 +44,8 @@ function request(port: number, method: string, url: string, body?: unknown, key 
       },
     );
     req.on('error', reject);
+    // A request the cluster lost must fail the test, not hang it.
+    req.setTimeout(10_000, () => req.destroy(new Error(`no answer within 10 s: ${method} ${url}`)));
     req.end(payload);
   });
 }

@@ -98,7 +98,9 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    return503OnClosing: true,
+    // A request on a connection accepted before close began is served, not refused: a rolling
+    // restart then loses nothing (idle keep-alive connections are closed by close() itself).
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = ajvFor(false);
