@@ -222,7 +222,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     registerOpsRoutes(v1, services);
   }, { prefix: '/v1' });
 
-  // Fastify's close() stops accepting and answers 503 on kept-alive sockets, but may resolve
+  // Fastify's close() stops accepting and closes idle keep-alive sockets, but may resolve
   // while handlers are still running; storage must stay open until they have finished.
   app.decorate('drained', (timeoutMs: number) =>
     inFlight.size === 0
