@@ -8,7 +8,7 @@
  */
 import { AGENT_VERSIONS, AgentRegistry, orchestrate, type OrchestratorResult } from '../../src/agents/orchestrator.js';
 import type { CaseInput } from '../../src/agents/types.js';
-import { evidenceLinks } from '../../src/clinical/diagnoses.js';
+import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnoses.js';
 import type { Diagnosis, DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
 import type { KnowledgeBase } from '../../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from '../../test/vignettes/evaluate.js';
@@ -92,25 +92,20 @@ function vary(req: DiagnosisRequest, variant: number, rng: Rng): DiagnosisReques
   return r;
 }
 
-/** DiagnosesService.report, for a diagnosis by patientId on PostgreSQL + Redis, with slots for what varies. */
+/** The service's own report, for a diagnosis by patientId on PostgreSQL + Redis, with slots for what varies. */
 function report(input: CaseInput, r: OrchestratorResult, kbVersion: string): Diagnosis {
-  const o = r.outputs;
-  return {
+  return diagnosisReport({
     id: mark('ID'),
     createdAt: mark('CREATED'),
+    requestId: mark('REQUEST'),
     patientId: mark('PATIENT'),
     encounterId: null,
-    consultationId: mark('SESSION'),
-    species: input.species,
-    triage: o.triage ?? { level: 'emergency', reasons: [] },
-    differentials: o.differential?.differentials ?? [],
-    findings: r.findings,
-    labs: o.labs?.results ?? [],
-    plan: o.plan ?? null,
-    narrative: o.narrative ?? null,
-    warnings: [...r.warnings],
-    provenance: { knowledgeBaseVersion: kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: r.chainDigest, requestId: mark('REQUEST'), sessionStore: 'redis' },
-  };
+    sessionId: mark('SESSION'),
+    input,
+    result: r,
+    kbVersion,
+    sessionStore: 'redis',
+  });
 }
 
 export interface TemplateSet {

@@ -124,7 +124,18 @@ export class DiagnosesService {
     if (!written) throw new NotFoundError('Consultation', sessionId);
     const id = uuidv7();
     const createdAt = new Date();
-    const diagnosis = this.report(id, createdAt, ctx, assembled, sessionId, result, sessions.kind, sessions.degraded);
+    const diagnosis = diagnosisReport({
+      id,
+      createdAt: createdAt.toISOString(),
+      requestId: ctx.requestId,
+      patientId: assembled.patientId,
+      encounterId: assembled.encounterId,
+      sessionId,
+      input: assembled.input,
+      result,
+      kbVersion: this.registry.kb.version,
+      sessionStore: sessions.degraded ? 'memory-fallback' : sessions.kind,
+    });
     const response = await this.ops.create(ctx, { action: 'create', entityType: 'diagnosis', entityId: null }, opts.idem, async (tx, draft) => {
       draft.entityId = id;
       if (assembled.patientId !== null) draft.detail = { patientId: assembled.patientId };
@@ -155,26 +166,6 @@ export class DiagnosesService {
     // A replay returns the first request's report; only a new commit changes the triage mix.
     if (response.replayed !== true) this.metrics.diagnosisRecorded(diagnosis.triage.level);
     return { response, sessionDegraded: sessions.degraded };
-  }
-
-  private report(id: string, createdAt: Date, ctx: RequestContext, a: Assembled, sessionId: string, r: OrchestratorResult, storeKind: string, degraded: boolean): Diagnosis {
-    const o = r.outputs;
-    return {
-      id,
-      createdAt: createdAt.toISOString(),
-      patientId: a.patientId,
-      encounterId: a.encounterId,
-      consultationId: sessionId,
-      species: a.input.species,
-      triage: o.triage ?? { level: 'emergency', reasons: [] },
-      differentials: o.differential?.differentials ?? [],
-      findings: r.findings,
-      labs: o.labs?.results ?? [],
-      plan: o.plan ?? null,
-      narrative: o.narrative ?? null,
-      warnings: [...r.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
-      provenance: { knowledgeBaseVersion: this.registry.kb.version, agents: { ...AGENT_VERSIONS }, chainDigest: r.chainDigest, requestId: ctx.requestId, sessionStore: degraded ? 'memory-fallback' : storeKind },
-    };
   }
 
   get(ctx: RequestContext, id: string): Promise<Diagnosis> {
@@ -214,6 +205,42 @@ export class DiagnosesService {
       return { items: page.items.map((d) => d.report as Diagnosis), nextCursor: page.nextCursor };
     });
   }
+}
+
+export interface ReportParts {
+  id: string;
+  createdAt: string;
+  requestId: string;
+  patientId: string | null;
+  encounterId: string | null;
+  sessionId: string;
+  input: CaseInput;
+  result: OrchestratorResult;
+  kbVersion: string;
+  /** redis, memory, or memory-fallback when Redis was unreachable (the report then says so). */
+  sessionStore: string;
+}
+
+/** The report a diagnosis answers with and stores: the agents' outputs and their provenance. */
+export function diagnosisReport(p: ReportParts): Diagnosis {
+  const o = p.result.outputs;
+  const degraded = p.sessionStore === 'memory-fallback';
+  return {
+    id: p.id,
+    createdAt: p.createdAt,
+    patientId: p.patientId,
+    encounterId: p.encounterId,
+    consultationId: p.sessionId,
+    species: p.input.species,
+    triage: o.triage ?? { level: 'emergency', reasons: [] },
+    differentials: o.differential?.differentials ?? [],
+    findings: p.result.findings,
+    labs: o.labs?.results ?? [],
+    plan: o.plan ?? null,
+    narrative: o.narrative ?? null,
+    warnings: [...p.result.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
+    provenance: { knowledgeBaseVersion: p.kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: p.result.chainDigest, requestId: p.requestId, sessionStore: p.sessionStore },
+  };
 }
 
 /** An evidence link for every conclusion: each differential, the triage level and each plan item. */

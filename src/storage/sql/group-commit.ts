@@ -15,8 +15,10 @@
  * uses the queueing that saturation causes anyway. The queue is bounded: past maxQueue a new
  * unit is refused at once with OverloadedError (503 + Retry-After) rather than waiting.
  */
+import type { Attributes } from '@opentelemetry/api';
 import { OverloadedError } from '../../clinical/errors.js';
-import { scopeSql, sqlTx, TxCallbacks, type SqlTx } from './executor.js';
+import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
+import { scopeSql, sqlTx, TxCallbacks, type SqlTx, type TxOptions } from './executor.js';
 
 /** A connection inside an open batch transaction. */
 export interface BatchConnection {
@@ -177,4 +179,27 @@ export class GroupCommit {
 export function isRetryableSqlError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
   return code === '40P01' || code === '40001';
+}
+
+/**
+ * A transaction on either executor: a clinic's goes through group commit, a system one (key
+ * lookups, bootstrap, migrations) runs alone. Either way it is a span of its own request, even
+ * when it runs inside a batch another request started.
+ */
+export async function runTransaction<T>(runner: BatchRunner, group: GroupCommit, span: Attributes, fn: (tx: SqlTx) => Promise<T>, opts: TxOptions): Promise<T> {
+  const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', span, () => fn(tx)));
+  if (opts.clinicId !== undefined) return group.run(opts.clinicId, traced);
+  const callbacks = new TxCallbacks();
+  let result: T;
+  try {
+    await runner.run(async (conn) => {
+      if (runner.beginPrefix !== '') await conn.exec(runner.beginPrefix);
+      result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
+    });
+  } catch (err) {
+    callbacks.rolledBack();
+    throw err;
+  }
+  callbacks.committed();
+  return result!;
 }

@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { StoreLockedError } from '../../clinical/errors.js';
-import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
-import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
-import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
+import type { SqlExecutor, SqlTx, TxOptions } from './executor.js';
+import { GroupCommit, isRetryableSqlError, runTransaction, type BatchConnection, type BatchRunner } from './group-commit.js';
 
 function processAlive(pid: number): boolean {
   try {
@@ -70,14 +69,17 @@ export class PgliteExecutor implements SqlExecutor {
    * arrive meanwhile queue and then share one commit.
    */
   readonly group: GroupCommit;
+  /** One transaction on one connection (see BatchRunner). */
+  private readonly runner: BatchRunner;
 
   private constructor(
     private readonly db: PGlite,
     private readonly releaseLock: () => void,
     opts: PgliteOptions,
   ) {
+    this.runner = { beginPrefix: '', run: (body) => this.inTransaction(body) };
     this.group = new GroupCommit(
-      { beginPrefix: '', run: (body) => this.inTransaction(body) },
+      this.runner,
       {
         slots: 1,
         maxBatch: opts.groupCommitMax ?? 32,
@@ -114,22 +116,8 @@ export class PgliteExecutor implements SqlExecutor {
     });
   }
 
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    // Each transaction is a span of its request, even when it runs inside a shared batch.
-    const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', DB_SPAN, () => fn(tx)));
-    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, traced);
-    const callbacks = new TxCallbacks();
-    let result: T;
-    try {
-      await this.inTransaction(async (conn) => {
-        result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
-      });
-    } catch (err) {
-      callbacks.rolledBack();
-      throw err;
-    }
-    callbacks.committed();
-    return result!;
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+    return runTransaction(this.runner, this.group, DB_SPAN, fn, opts);
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {

@@ -1,8 +1,7 @@
 import pg from 'pg';
 import { StorageUnavailableError } from '../../clinical/errors.js';
-import { sqlTx, TxCallbacks, type SqlExecutor, type SqlTx, type TxOptions } from './executor.js';
-import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
-import { GroupCommit, isRetryableSqlError, type BatchConnection } from './group-commit.js';
+import type { SqlExecutor, SqlTx, TxOptions } from './executor.js';
+import { GroupCommit, isRetryableSqlError, runTransaction, type BatchConnection, type BatchRunner } from './group-commit.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -49,6 +48,8 @@ export class PostgresExecutor implements SqlExecutor {
   private readonly pool: pg.Pool;
   /** Clinic transactions go through group commit; system ones (auth, migrations) do not. */
   readonly group: GroupCommit;
+  /** One transaction on one connection (see BatchRunner). */
+  private readonly runner: BatchRunner;
 
   constructor(opts: PostgresOptions) {
     this.pool = new pg.Pool({
@@ -58,8 +59,9 @@ export class PostgresExecutor implements SqlExecutor {
       idleTimeoutMillis: 30_000,
     });
     this.pool.on('error', (err) => opts.onPoolError?.(err));
+    this.runner = { beginPrefix: 'BEGIN; ', run: (body) => this.onConnection(body) };
     this.group = new GroupCommit(
-      { beginPrefix: 'BEGIN; ', run: (body) => this.onConnection(body) },
+      this.runner,
       {
         // One connection stays free for system queries (key lookups) and health checks.
         slots: Math.max(1, opts.poolMax - 1),
@@ -99,23 +101,8 @@ export class PostgresExecutor implements SqlExecutor {
     }
   }
 
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    // Each transaction is a span of its request, even when it runs inside a shared batch.
-    const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', DB_SPAN, () => fn(tx)));
-    if (opts.clinicId !== undefined) return this.group.run(opts.clinicId, traced);
-    const callbacks = new TxCallbacks();
-    let result: T;
-    try {
-      await this.onConnection(async (conn) => {
-        await conn.exec('BEGIN');
-        result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
-      });
-    } catch (err) {
-      callbacks.rolledBack();
-      throw err;
-    }
-    callbacks.committed();
-    return result!;
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+    return runTransaction(this.runner, this.group, DB_SPAN, fn, opts);
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
