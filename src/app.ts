@@ -15,7 +15,7 @@ import { AccessService, type RevocationBus } from './clinical/access.js';
 import { EncountersService } from './clinical/encounters.js';
 import { MediaService } from './clinical/media.js';
 import { Operations } from './clinical/operation.js';
-import type { ClinicalStore } from './clinical/ports.js';
+import type { BlobStore, ClinicalStore } from './clinical/ports.js';
 import { RecordsService } from './clinical/records.js';
 import type { Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
@@ -29,6 +29,7 @@ import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/sessions/redis.js';
 import { ResilientSessionStore } from './storage/sessions/resilient.js';
 import { FsBlobStore } from './storage/blobs/fs.js';
+import { S3BlobStore } from './storage/blobs/s3.js';
 import { allBuses, ClusterRevocationBus, RedisRevocationBus } from './storage/pubsub/revocations.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
@@ -100,7 +101,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   if (result.applied.length > 0) logger.info({ applied: result.applied.map((m) => m.version) }, 'database migrated');
   const store = new SqlClinicalStore(db, writerName());
   const ops = new Operations(store);
-  const blobs = new FsBlobStore(path.join(config.dataDir, 'blobs'));
+  const blobs = openBlobStore(config);
   const metrics = new Registry();
   const group = db.group;
   const observed = createMetrics(metrics, {
@@ -164,8 +165,16 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       // that does not answer (bounded wait, never a throw) cannot hold storage open.
       await tracing.shutdown();
       await revocations.close();
+      blobs.close?.();
     },
   };
+}
+
+/** Media bytes: S3 with AGENTICPET_MEDIA_BUCKET (shared by every task), else files under the data dir. */
+function openBlobStore(config: Config): BlobStore {
+  const m = config.mediaStore;
+  if (m.kind === 'fs') return new FsBlobStore(path.join(config.dataDir, 'blobs'));
+  return new S3BlobStore({ bucket: m.bucket, kmsKeyId: m.kmsKeyId, endpoint: m.endpoint, requestTimeoutMs: m.requestTimeoutMs });
 }
 
 /** Key revocations reach the other workers of this host (IPC) and, with Redis, other hosts. */

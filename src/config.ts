@@ -14,6 +14,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Largest accepted media upload, bytes. */
   mediaMaxBytes: number;
+  /** Where media bytes go: an S3 bucket, or files under <dataDir>/blobs when unset. */
+  mediaStore: MediaStoreConfig;
   /** Largest accepted JSON body, bytes. */
   bodyMaxBytes: number;
   /** PostgreSQL pool size per process. */
@@ -46,6 +48,18 @@ export interface Config {
   /** HTTP worker processes; undefined: one per core with PostgreSQL, one when embedded. */
   workers: number | undefined;
 }
+
+export type MediaStoreConfig =
+  | { kind: 'fs' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** SSE-KMS key for new objects; unset: the bucket's default encryption. */
+      kmsKeyId: string | undefined;
+      /** S3-compatible endpoint (path-style); unset: AWS S3 in AWS_REGION. */
+      endpoint: string | undefined;
+      requestTimeoutMs: number;
+    };
 
 export type MetricsSink = 'prometheus' | 'emf';
 const METRICS_SINKS: readonly MetricsSink[] = ['prometheus', 'emf'];
@@ -111,6 +125,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (otelEndpoint !== undefined && (!/^https?:\/\/[^/?#\s]+[^?#\s]*$/.test(otelEndpoint) || !URL.canParse(otelEndpoint))) {
     throw new ConfigError('OTEL_EXPORTER_OTLP_ENDPOINT', 'must be an http:// or https:// URL without a query or fragment (the OTLP/HTTP base URL)');
   }
+  const mediaBucket = optional(env, 'AGENTICPET_MEDIA_BUCKET');
+  // S3 bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens.
+  if (mediaBucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(mediaBucket)) {
+    throw new ConfigError('AGENTICPET_MEDIA_BUCKET', 'must be an S3 bucket name (3 to 63 lower-case letters, digits, dots or hyphens)');
+  }
+  const s3Endpoint = optional(env, 'AGENTICPET_S3_ENDPOINT');
+  if (s3Endpoint !== undefined && (!/^https?:\/\//.test(s3Endpoint) || !URL.canParse(s3Endpoint))) {
+    throw new ConfigError('AGENTICPET_S3_ENDPOINT', 'must be an http:// or https:// URL');
+  }
+  if (mediaBucket === undefined) {
+    for (const name of ['AGENTICPET_S3_ENDPOINT', 'AGENTICPET_MEDIA_KMS_KEY_ID']) {
+      if (optional(env, name) !== undefined) throw new ConfigError(name, 'is set but AGENTICPET_MEDIA_BUCKET is not (media would silently go to local disk)');
+    }
+  }
+  const mediaStore: MediaStoreConfig =
+    mediaBucket === undefined
+      ? { kind: 'fs' }
+      : {
+          kind: 's3',
+          bucket: mediaBucket,
+          kmsKeyId: optional(env, 'AGENTICPET_MEDIA_KMS_KEY_ID'),
+          endpoint: s3Endpoint,
+          requestTimeoutMs: integer(env, 'AGENTICPET_S3_TIMEOUT_MS', 5000, 100, 120_000),
+        };
   const otelServiceName = optional(env, 'OTEL_SERVICE_NAME') ?? 'agenticpet';
   if (otelServiceName.length > 255) throw new ConfigError('OTEL_SERVICE_NAME', 'must be at most 255 characters long');
   return {
@@ -130,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapKey,
     logLevel: logLevel as LogLevel,
     mediaMaxBytes: integer(env, 'AGENTICPET_MEDIA_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    mediaStore,
     bodyMaxBytes: integer(env, 'AGENTICPET_BODY_MAX_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
     metricsSink: metricsSink as MetricsSink,

@@ -191,4 +191,6 @@ export interface BlobStore {
   /** Stores bytes under their sha256 (hex); storing the same bytes twice is a no-op. */
   put(clinicId: string, sha256: string, bytes: Buffer): Promise<void>;
   get(clinicId: string, sha256: string): Promise<Buffer | null>;
+  /** Releases connections (S3 client sockets); optional. */
+  close?(): void;
 }
