@@ -99,9 +99,6 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const kb = loadKnowledgeBase(config.knowledgeDir);
   const result = await migrate(db);
   if (result.applied.length > 0) logger.info({ applied: result.applied.map((m) => m.version) }, 'database migrated');
-  const store = new SqlClinicalStore(db, writerName());
-  const ops = new Operations(store);
-  const blobs = openBlobStore(config);
   const metrics = new Registry();
   const group = db.group;
   const observed = createMetrics(metrics, {
@@ -109,6 +106,9 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     queueStats: group === undefined ? undefined : () => ({ depth: group.depth, inFlight: group.inFlight }),
   });
   group?.observe((size) => observed.groupCommitBatch(size));
+  const store = new SqlClinicalStore(db, writerName(), (hit) => observed.cache.cacheLookup('record_read', hit));
+  const ops = new Operations(store);
+  const blobs = openBlobStore(config);
   const revocations = openRevocationBus(config, logger);
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus });
   const sessions = openSessions(config, logger, metrics);

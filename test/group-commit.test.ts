@@ -151,6 +151,61 @@ function groupCommitSuite(name: string, make: (batches: number[], queueMax?: num
       assert.equal(verified.ok, true, JSON.stringify(verified));
     });
 
+    it('coalesces reads of one record within a shared commit, never across a write or a rollback', async () => {
+      const reads: boolean[] = [];
+      const coalescing = new SqlClinicalStore(h.db, 'coalesce-test', (hit) => reads.push(hit));
+      const id = uuidv7();
+      await coalescing.inClinic(a, (tx) => tx.insertRecord('owner', id, { name: 'v1' }, new Date()));
+      const name = (r: { content: unknown } | null) => (r?.content as { name: string } | undefined)?.name;
+
+      h.batches.length = 0;
+      reads.length = 0;
+      const plain = await batched(
+        Array.from({ length: 10 }, (_, i) => () =>
+          coalescing.inClinic(a, async (tx) => {
+            const rec = await tx.getRecord('owner', id);
+            await tx.audit({ action: 'read', entityType: 'owner', entityId: id, outcome: 'success' });
+            const seen = name(rec);
+            // A request changing its copy must not change what the next one reads.
+            (rec!.content as { name: string }).name = `changed by ${i}`;
+            return seen;
+          }),
+        ),
+      );
+      assert.ok(Math.max(...h.batches) >= 10, `batch sizes ${h.batches.join(',')}`);
+      assert.deepEqual(plain.map((r) => (r as PromiseFulfilledResult<string>).value), Array(10).fill('v1'));
+      assert.equal(reads.filter((hit) => !hit).length, 1, `one SELECT for ten reads, got ${reads.map((hit) => (hit ? 'hit' : 'miss')).join(',')}`);
+
+      // Another clinic reading the same id in the batch is not served from clinic A's read.
+      reads.length = 0;
+      const crossed = await batched([a, b].map((ctx) => () => coalescing.inClinic(ctx, async (tx) => name(await tx.getRecord('owner', id)) ?? null)));
+      assert.deepEqual(crossed.map((r) => (r as PromiseFulfilledResult<string | null>).value), ['v1', null]);
+      assert.deepEqual(reads, [false, false]);
+
+      h.batches.length = 0;
+      const read = () => coalescing.inClinic(a, async (tx) => {
+        const rec = await tx.getRecord('owner', id);
+        return `${name(rec)}@${rec?.version}`;
+      });
+      const write = (from: number, to: string, fail: boolean) => () =>
+        coalescing.inClinic(a, async (tx) => {
+          const updated = await tx.updateRecord('owner', id, from, { name: to }, false, new Date());
+          assert.ok(updated !== null);
+          // Read back within the unit: the rolled-back state must not reach later units.
+          assert.equal(name(await tx.getRecord('owner', id)), to);
+          if (fail) throw new NotFoundError('Thing', 'after the write');
+          return `${to}@${updated.version}`;
+        });
+      const mixed = await batched<string>([read, read, write(1, 'v2', false), read, read, write(2, 'v3', true), read, read]);
+      assert.ok(Math.max(...h.batches) >= 8, `batch sizes ${h.batches.join(',')}`);
+      assert.deepEqual(
+        mixed.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')),
+        ['v1@1', 'v1@1', 'v2@2', 'v2@2', 'v2@2', 'rejected', 'v2@2', 'v2@2'],
+      );
+      const [stored] = await h.db.query<{ version: number }>('SELECT version FROM owners WHERE id = $1', [id]);
+      assert.equal(stored?.version, 2);
+    });
+
     it('refuses new work with OverloadedError once the queue is full, and loses nothing it accepted', async () => {
       const small = await make([], 5);
       try {

@@ -96,12 +96,42 @@ function page<T>(rows: T[], limit: number, cursorOf: (last: T) => unknown[]): Pa
   return { items, nextCursor: more ? encodeCursor(cursorOf(items[items.length - 1]!)) : null };
 }
 
+/**
+ * Reads coalesced within one physical transaction. With group commit, the requests of a batch
+ * run one after another in one database transaction; when several read the same record, the
+ * first SELECT answers them all (DataLoader-style, keyed by clinic, type and id). Any write of
+ * that record in the transaction drops the entry, and a unit's rollback drops them all, so a
+ * read never sees a state the database would not show it at that point. Each request still
+ * writes its own audit event. Locking reads (FOR UPDATE) always go to the database.
+ */
+const coalescedReads = new WeakMap<object, Map<string, StoredRecord<unknown> | null>>();
+
+/** Told of every record read: served from the transaction's earlier read (hit) or not. */
+export type RecordReadObserver = (hit: boolean) => void;
+
 class SqlClinicalTx implements ClinicalTx {
+  private rollbackHooked = false;
+
   constructor(
     private readonly tx: SqlTx,
     private readonly ctx: RequestContext,
     private readonly auditWriter: AuditWriter,
+    private readonly onRead?: RecordReadObserver,
   ) {}
+
+  private readKey(type: ResourceType, id: string): string {
+    return `${this.clinicId}|${type}|${id}`;
+  }
+
+  private reads(): Map<string, StoredRecord<unknown> | null> {
+    let reads = coalescedReads.get(this.tx.txn);
+    if (reads === undefined) coalescedReads.set(this.tx.txn, (reads = new Map()));
+    if (!this.rollbackHooked) {
+      this.rollbackHooked = true;
+      this.tx.onRollback(() => coalescedReads.delete(this.tx.txn));
+    }
+    return reads;
+  }
 
   private get clinicId(): string {
     return this.ctx.principal.clinicId;
@@ -116,6 +146,7 @@ class SqlClinicalTx implements ClinicalTx {
       `INSERT INTO ${spec.table} (${names.join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING ${RECORD_COLUMNS}`,
       values,
     );
+    this.reads().delete(this.readKey(type, id));
     await this.recordVersion(type, id, 1, false, content, at);
     return toRecord(row!);
   }
@@ -126,6 +157,7 @@ class SqlClinicalTx implements ClinicalTx {
     const sets = ['version = version + 1', 'deleted = $4', 'content = $5', 'updated_at = $6', ...Object.keys(cols).map((c, i) => `${c} = $${i + 7}`)];
     // The version predicate makes concurrent writers with the same If-Match race for one winner:
     // the loser re-reads the row after the winner commits and matches nothing.
+    this.reads().delete(this.readKey(type, id));
     const [row] = await this.tx.query<RecordRow>(
       `UPDATE ${spec.table} SET ${sets.join(', ')} WHERE clinic_id = $1 AND id = $2 AND version = $3 RETURNING ${RECORD_COLUMNS}`,
       [this.clinicId, id, expectedVersion, deleted, JSON.stringify(content), at, ...Object.values(cols)],
@@ -144,11 +176,22 @@ class SqlClinicalTx implements ClinicalTx {
   }
 
   async getRecord(type: ResourceType, id: string, opts: { forUpdate?: boolean } = {}): Promise<StoredRecord<unknown> | null> {
+    const reads = this.reads();
+    const key = this.readKey(type, id);
+    if (!opts.forUpdate) {
+      const earlier = reads.get(key);
+      this.onRead?.(earlier !== undefined);
+      // A copy: the requests sharing the read must not see each other's changes to it.
+      if (earlier !== undefined) return structuredClone(earlier);
+    }
     const [row] = await this.tx.query<RecordRow>(
       `SELECT ${RECORD_COLUMNS} FROM ${TABLES[type].table} WHERE clinic_id = $1 AND id = $2${opts.forUpdate ? ' FOR UPDATE' : ''}`,
       [this.clinicId, id],
     );
-    return row === undefined ? null : toRecord(row);
+    const rec = row === undefined ? null : toRecord(row);
+    // A locking read precedes a write, which drops the entry again.
+    if (!opts.forUpdate) reads.set(key, rec === null ? null : structuredClone(rec));
+    return rec;
   }
 
   async history(type: ResourceType, id: string): Promise<StoredVersion<unknown>[]> {
@@ -319,6 +362,7 @@ export class SqlClinicalStore implements ClinicalStore {
   constructor(
     private readonly db: SqlExecutor,
     writerName: string,
+    private readonly onRecordRead?: RecordReadObserver,
   ) {
     this.auditWriter = new AuditWriter(writerName);
   }
@@ -328,7 +372,7 @@ export class SqlClinicalStore implements ClinicalStore {
   }
 
   inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new SqlClinicalTx(tx, ctx, this.auditWriter)), { clinicId: ctx.principal.clinicId });
+    return this.db.transaction((tx) => fn(new SqlClinicalTx(tx, ctx, this.auditWriter, this.onRecordRead)), { clinicId: ctx.principal.clinicId });
   }
 
   async findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null> {
