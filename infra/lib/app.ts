@@ -38,6 +38,14 @@ export function buildApp(props: AppProps = {}, envs: readonly EnvName[] = ['dev'
     for (const stack of [registry, dr, main, ...(drData ? [drData] : [])]) applySuppressions(stack);
     stacks[name] = { config, registry, main, dr, ...(drData ? { drData } : {}) };
   }
+  // The registry's replication configuration (in one registry stack per registry) must find each
+  // DR repository in place before the first replicated push, or ECR creates it with its defaults.
+  for (const { registry } of Object.values(stacks)) {
+    for (const peer of registry.replicated) {
+      const dr = stacks[peer.name]?.dr;
+      if (dr) registry.addStackDependency(dr, `the ${peer.name} DR repository must exist before replication copies images into it`);
+    }
+  }
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   Aspects.of(app).add(new HIPAASecurityChecks({ verbose: true }));
   return { app, stacks };

@@ -1,12 +1,14 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { drVaultName } from './backup.js';
 import type { EnvConfig } from './config.js';
 import { logsKey } from './keys.js';
 import { Network } from './network.js';
+import { repositoryProps } from './registry-stack.js';
 
 /** Alias of the DR-region key for secret replicas (named, so the primary stack needs no cross-region reference). */
 export function drSecretsKeyAlias(config: EnvConfig): string {
@@ -15,13 +17,16 @@ export function drSecretsKeyAlias(config: EnvConfig): string {
 
 /**
  * The DR region. Always: the KMS-encrypted, locked backup vault that receives a copy of every
- * recovery point (Aurora, media, backups). With `pilotLight`: also the network of the DR data
+ * recovery point (Aurora, media, backups), and the ECR repository that ECR replication copies
+ * every pushed image into (registry-stack.ts). With `pilotLight`: also the network of the DR data
  * tier (same three-tier VPC). The Aurora Global Database secondary itself is in
  * AgenticPet-<env>-dr-data (it needs the primary's global cluster, so it deploys after the main
  * stack, which in turn needs this vault). No task runs in the DR region (docs/deploy.md).
  */
 export class DrStack extends Stack {
   readonly vault: backup.BackupVault;
+  /** Target of the primary registry's replication: same name and settings as the primary repository. */
+  readonly repository: ecr.Repository;
   readonly vpc?: ec2.Vpc;
   readonly logKey?: kms.Key;
   /** With `pilotLight`: the key of the DR replica of the Aurora credentials secret. */
@@ -39,6 +44,13 @@ export class DrStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
       lockConfiguration: { minRetention: Duration.days(7) },
     });
+    // Created here, before replication is configured, so replicated images land in a repository
+    // with the primary's settings (immutable tags, scan on push, KMS, lifecycle). Without it ECR
+    // would create the repository on the first replicated push with its defaults (mutable tags,
+    // AES-256, no lifecycle policy). An ECR repository creation template cannot stand in for it:
+    // a template's prefix always ends in "/", so only the registry-wide ROOT template matches an
+    // un-namespaced name like agenticpet-prod.
+    this.repository = new ecr.Repository(this, 'Repository', repositoryProps(config));
     if (config.pilotLight) {
       // Encrypts the DR-region replica of the Aurora credentials secret (replicated by the main
       // stack, referenced there by alias): after a failover the promoted cluster's password is
