@@ -8,7 +8,8 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { EnvConfig } from './config.js';
 import type { DataTier } from './data.js';
-import { METRICS_NAMESPACE, type ApiService } from './service.js';
+import { APP_EMF_SERIES, searchExpression, type AppEmfSeries } from './app-metrics.js';
+import type { ApiService } from './service.js';
 
 /** The dashboard and the alarms (to one SNS topic) an on-call engineer needs. */
 export class Observability extends Construct {
@@ -39,8 +40,10 @@ export class Observability extends Construct {
     const cacheMetric = (metricName: string, statistic: string) =>
       new cloudwatch.Metric({ namespace: 'AWS/ElastiCache', metricName, dimensionsMap: { ReplicationGroupId: data.redis.ref }, period: minute, statistic, label: metricName });
     const evictions = cacheMetric('Evictions', 'Sum');
-    const emf = (metricName: string, statistic: string) =>
-      new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { Service: 'agenticpet' }, period: minute, statistic, label: metricName });
+    // The app's EMF metrics: one SEARCH per series, so every label value (triage level, agent,
+    // cache...) gets its own line without listing them here (lib/app-metrics.ts).
+    const emf = (series: AppEmfSeries) =>
+      new cloudwatch.MathExpression({ expression: searchExpression(series, minute.toSeconds()), usingMetrics: {}, label: series.label, period: minute });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `agenticpet-${config.name}` });
     this.dashboard.addWidgets(
@@ -54,9 +57,14 @@ export class Observability extends Construct {
       new cloudwatch.GraphWidget({ title: 'Database', left: [dbCpu], right: [dbConnections], width: 8 }),
     );
     this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: 'Cache', left: [cacheMetric('EngineCPUUtilization', 'Average'), cacheMetric('DatabaseMemoryUsagePercentage', 'Average')], right: [evictions, cacheMetric('CurrConnections', 'Average')], width: 12 }),
-      new cloudwatch.GraphWidget({ title: 'Application (EMF)', left: [emf('DiagnosisLatencyMs', 'p99'), emf('SessionStoreFallback', 'Sum')], width: 12 }),
+      new cloudwatch.GraphWidget({ title: 'Cache', left: [cacheMetric('EngineCPUUtilization', 'Average'), cacheMetric('DatabaseMemoryUsagePercentage', 'Average')], right: [evictions, cacheMetric('CurrConnections', 'Average')], width: 24 }),
     );
+    // Application (EMF), two series per row.
+    for (let i = 0; i < APP_EMF_SERIES.length; i += 2) {
+      this.dashboard.addWidgets(
+        ...APP_EMF_SERIES.slice(i, i + 2).map((series) => new cloudwatch.GraphWidget({ title: `App: ${series.label}`, left: [emf(series)], width: 12 })),
+      );
+    }
 
     const alarms = [
       new cloudwatch.Alarm(this, 'P99Latency', {

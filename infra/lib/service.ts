@@ -10,11 +10,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { APP_METRICS_NAMESPACE } from './app-metrics.js';
 import { requestsPerTargetPerMinute, type EnvConfig } from './config.js';
 import type { DataTier } from './data.js';
 
 export const CONTAINER_PORT = 3000;
-export const METRICS_NAMESPACE = 'AgenticPet';
+export const METRICS_NAMESPACE = APP_METRICS_NAMESPACE;
 
 /** The image to run: an ECR tag (`1.4.2`) or digest (`sha256:...`); a rollback redeploys an older one. */
 export function imageFor(repository: ecr.IRepository, tagOrDigest: string): ecs.ContainerImage {
@@ -68,6 +69,12 @@ export class ApiService extends Construct {
         AGENTICPET_WORKERS: String(Math.max(1, Math.floor(config.taskCpu / 1024))),
         // The app's metrics as CloudWatch EMF lines, which the dashboard charts.
         METRICS_SINK: 'emf',
+        // Media bytes go to the media bucket (shared by every task), not to the task's disk. The
+        // region comes from AWS_REGION, which Fargate sets; S3 traffic uses the VPC's gateway endpoint.
+        AGENTICPET_MEDIA_BUCKET: props.media.bucketName,
+        // The bucket's customer-managed key, named on every put (SSE-KMS), so objects stay under it
+        // even if the bucket's default encryption changes. Omitted for a bucket without a CMK.
+        ...(props.media.encryptionKey ? { AGENTICPET_MEDIA_KMS_KEY_ID: props.media.encryptionKey.keyArn } : {}),
       },
       secrets: {
         DATABASE_URL: ecs.Secret.fromSecretsManager(data.databaseUrl, 'url'),
@@ -87,6 +94,8 @@ export class ApiService extends Construct {
       readonlyRootFilesystem: false,
       user: 'node',
     });
+    // PutObject, GetObject (which also authorizes HeadObject), ListBucket (so a missing key is a 404,
+    // not a 403) on the media bucket, and Encrypt/Decrypt/GenerateDataKey on its KMS key.
     props.media.grantReadWrite(task.taskRole);
     props.backups.grantPut(task.taskRole);
     task.taskRole.addToPrincipalPolicy(

@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { readFileSync } from 'node:fs';
+import { APP_EMF_SERIES } from '../../lib/app-metrics.js';
 import { BENCH_DERATE, BENCH_DIAGNOSES_RPS, configs, designRequestsPerSecondPerTask, requestsPerTargetPerMinute } from '../../lib/config.js';
 import { imageFor } from '../../lib/service.js';
 import { MANAGED_RULE_GROUPS } from '../../lib/waf.js';
@@ -59,6 +60,46 @@ for (const env of ['dev', 'prod'] as const) {
       assert.match(secrets.REDIS_URL!, /DataRedisUrl.*:url::/);
       assert.match(secrets.AGENTICPET_BOOTSTRAP_KEY!, /BootstrapKey/);
       for (const name of ['DATABASE_URL', 'REDIS_URL', 'AGENTICPET_BOOTSTRAP_KEY']) assert.ok(!(name in envVars), `${name} must not be a plain variable`);
+    });
+
+    it('media bytes go to the media bucket: AGENTICPET_MEDIA_BUCKET and AGENTICPET_MEDIA_KMS_KEY_ID name it and its key, and the task role may put, get and head objects and use the key', () => {
+      const resources = main.toJSON().Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
+      const [mediaId, media] = Object.entries(resources).find(([id, r]) => r.Type === 'AWS::S3::Bucket' && id.startsWith('BucketsMedia'))!;
+      // The key that encrypts the bucket by default (a customer-managed key of this stack).
+      const sse = (media.Properties.BucketEncryption as { ServerSideEncryptionConfiguration: { ServerSideEncryptionByDefault: { SSEAlgorithm: string; KMSMasterKeyID: unknown } }[] }).ServerSideEncryptionConfiguration[0]!.ServerSideEncryptionByDefault;
+      assert.equal(sse.SSEAlgorithm, 'aws:kms');
+      const keyArn = sse.KMSMasterKeyID as { 'Fn::GetAtt': [string, string] };
+      assert.equal(resources[keyArn['Fn::GetAtt'][0]]?.Type, 'AWS::KMS::Key', 'the media bucket uses a customer-managed key');
+
+      const [task] = Object.values(main.findResources('AWS::ECS::TaskDefinition')) as { Properties: { TaskRoleArn: { 'Fn::GetAtt': [string, string] }; ContainerDefinitions: { Environment: { Name: string; Value: unknown }[] }[] } }[];
+      const envVars = Object.fromEntries(task!.Properties.ContainerDefinitions[0]!.Environment.map((e) => [e.Name, e.Value]));
+      assert.deepEqual(envVars.AGENTICPET_MEDIA_BUCKET, { Ref: mediaId }, 'the bucket name of the media bucket');
+      assert.deepEqual(envVars.AGENTICPET_MEDIA_KMS_KEY_ID, keyArn, 'the ARN of the key that encrypts the media bucket');
+
+      // Every statement of every policy attached to the task role.
+      const taskRoleId = task!.Properties.TaskRoleArn['Fn::GetAtt'][0];
+      type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+      const statements = (Object.values(main.findResources('AWS::IAM::Policy')) as { Properties: { Roles: unknown[]; PolicyDocument: { Statement: Statement[] } } }[])
+        .filter((p) => p.Properties.Roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: taskRoleId })))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement);
+      const glob = (pattern: string) => new RegExp('^' + pattern.replace(/[.+?^$()|[\]\\{}]/g, '\\$&').replace(/\*/g, '.*') + '$');
+      const allows = (action: string, resource: unknown) =>
+        statements.some(
+          (s) =>
+            s.Effect === 'Allow' &&
+            ([] as string[]).concat(s.Action).some((a) => glob(a).test(action)) &&
+            ([] as unknown[]).concat(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(resource)),
+        );
+      const bucketArn = { 'Fn::GetAtt': [mediaId, 'Arn'] };
+      const objects = { 'Fn::Join': ['', [bucketArn, '/*']] };
+      assert.ok(allows('s3:PutObject', objects), 's3:PutObject on media/*');
+      // HeadObject has no action of its own: S3 authorizes it as s3:GetObject.
+      assert.ok(allows('s3:GetObject', objects), 's3:GetObject (and so HeadObject) on media/*');
+      // Without s3:ListBucket, S3 answers a missing key with 403 instead of 404, and the service's
+      // "already there?" HeadObject would fail instead of returning false.
+      assert.ok(allows('s3:ListBucket', bucketArn), 's3:ListBucket on the media bucket');
+      for (const action of ['kms:GenerateDataKey', 'kms:Decrypt', 'kms:Encrypt']) assert.ok(allows(action, keyArn), `${action} on the media bucket's key`);
+      assert.ok(!allows('s3:PutObject', '*') && !allows('kms:Decrypt', '*'), 'no wildcard resource for S3 or KMS');
     });
 
     it('the service keeps 100% healthy during deploys, rolls back on circuit breaker and on alarms', () => {
@@ -161,6 +202,10 @@ for (const env of ['dev', 'prod'] as const) {
       for (const needle of ['RequestCount', 'TargetResponseTime', 'p50', 'p99', 'HTTPCode_Target_5XX_Count', 'HealthyHostCount', 'CPUUtilization', 'MemoryUtilization', 'DatabaseConnections', 'AWS/RDS', 'AWS/ElastiCache', 'Evictions', 'AgenticPet']) {
         assert.ok(body.includes(needle), `dashboard shows ${needle}`);
       }
+      // The app's EMF series (names checked against the service's own EMF in test/emf-dashboard.test.ts).
+      for (const series of APP_EMF_SERIES) assert.ok(body.includes(series.metric), `dashboard charts ${series.metric}`);
+      assert.equal(body.split('SEARCH(').length - 1, APP_EMF_SERIES.length);
+      assert.ok(!body.includes('DiagnosisLatencyMs'), 'no chart of a metric the service does not write');
     });
 
     it('alarms on p99 latency, 5xx, unhealthy tasks, DB CPU and connections, cache evictions notify the SNS topic', () => {
@@ -222,5 +267,61 @@ describe('the capacity model (docs/capacity.md)', () => {
     assert.equal(Math.round(row!.achievedRps), BENCH_DIAGNOSES_RPS);
     assert.match(doc, new RegExp(`${BENCH_DIAGNOSES_RPS} × ${BENCH_DERATE} = \\*\\*${designRequestsPerSecondPerTask(1024)} req/s`));
     assert.match(doc, /npm run bench -- --mode postgres --workers 1/);
+  });
+
+  // The rows of the markdown table that follows `heading`, as cells.
+  const table = (heading: string) => {
+    const after = doc.slice(doc.indexOf(heading)).split('\n');
+    const first = after.findIndex((l) => l.startsWith('|'));
+    const rows: string[] = [];
+    for (const l of after.slice(first)) {
+      if (!l.startsWith('|')) break;
+      rows.push(l);
+    }
+    // Header and separator rows dropped.
+    return rows.slice(2).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+  };
+  const dollars = (cell: string) => {
+    const all = [...cell.matchAll(/\$([\d,]+(?:\.\d+)?)/g)];
+    assert.ok(all.length > 0, `a $ amount in "${cell}"`);
+    return Number(all.at(-1)![1]!.replace(/,/g, ''));
+  };
+
+  it('the monthly cost table adds up, and the bottom line repeats it', () => {
+    const rows = table('## Monthly cost: the arithmetic');
+    const total = rows.find((r) => r[0] === '**total**')!;
+    const lines = rows.filter((r) => r !== total);
+    assert.ok(lines.length >= 10, 'the cost lines');
+    const sum = [2, 3].map((col) => lines.reduce((acc, r) => acc + dollars(r[col]!), 0));
+    assert.deepEqual([dollars(total[2]!), dollars(total[3]!)], sum, 'total = sum of the lines');
+
+    const line = (name: string) => lines.find((r) => r[0]!.startsWith(name))!;
+    const bottom = table('## Bottom line');
+    const stated = (label: string) => {
+      const row = bottom.find((r) => r[0]!.startsWith(label));
+      assert.ok(row, `bottom line: ${label}`);
+      return [dollars(row[1]!), dollars(row[2]!)];
+    };
+    const near = (got: number[], want: number[], what: string) =>
+      got.forEach((g, i) => assert.ok(Math.abs(g - want[i]!) <= 0.01 * want[i]!, `${what}: ${g} vs ${want[i]}`));
+    near(stated('estimated monthly cost'), sum, 'estimated monthly cost');
+    near(stated('of which Fargate'), [2, 3].map((c) => dollars(line('Fargate')[c]!)), 'Fargate');
+    const edge = [2, 3].map((c) => ['WAF, requests', 'WAF logs', 'data transfer out'].reduce((acc, n) => acc + dollars(line(n)[c]!), 0));
+    near(stated('of which per-request edge charges'), edge, 'edge charges');
+    near(stated('with WAF logging filtered'), [2, 3].map((c, i) => sum[i]! - dollars(line('WAF logs')[c]!)), 'without WAF logs');
+  });
+
+  it('the task counts follow from the design throughput, and the Fargate line from the unit prices', () => {
+    const perTask = designRequestsPerSecondPerTask(configs.prod.taskCpu) * configs.prod.scaling.headroom;
+    const tasks = [100_000, 1_000_000].map((rpm) => Math.ceil(rpm / 60 / perTask / 3) * 3);
+    const row = table('## Bottom line').find((r) => r[0]!.startsWith('tasks (1 vCPU'))!;
+    assert.deepEqual([Number(row[1]!.replace(/\D/g, '')), Number(row[2]!.replace(/\D/g, ''))], tasks);
+    const fargate = table('## Monthly cost: the arithmetic').find((r) => r[0] === 'Fargate')!;
+    const perTaskMonth = (1 * 0.03238 + 2 * 0.00356) * 730;
+    assert.match(fargate[1]!, new RegExp(`tasks × \\$${perTaskMonth.toFixed(2)}`));
+    tasks.forEach((n, i) => {
+      assert.match(fargate[2 + i]!, new RegExp(`^${n} → `));
+      assert.ok(Math.abs(dollars(fargate[2 + i]!) - n * perTaskMonth) <= n * 0.005 + 1, `Fargate for ${n} tasks`);
+    });
   });
 });
