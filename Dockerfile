@@ -3,7 +3,7 @@
 # (see docs/deploy.md). The runtime image holds only the root's production dependencies, dist/
 # and the knowledge base: no TypeScript, no CDK (infra/ is a workspace of dev-only packages).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: compile TypeScript on the build host's own platform (the output is plain JS) ----
 FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build

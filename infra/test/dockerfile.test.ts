@@ -40,9 +40,10 @@ describe('Dockerfile', () => {
     for (const ins of instructions) assert.ok(/^[A-Z]+$/.test(ins.getKeyword()), `instruction ${ins.getKeyword()} upper case`);
   });
 
-  it('both stages start from the Node 20 LTS slim base', () => {
+  // Node 20 left LTS on 2026-04-30; 24 is the LTS line with the longest support (to 2028-04-30).
+  it('both stages start from the Node 24 LTS slim base', () => {
     const base = dockerfile.getInitialARGs().find((a) => a.getProperty()?.getName() === 'NODE_IMAGE')?.getProperty()?.getValue();
-    assert.match(base ?? '', /^node:20(\.\d+)*-[a-z]+-slim$|^node:20-slim$/);
+    assert.match(base ?? '', /^node:24(\.\d+)*-[a-z]+-slim$|^node:24-slim$/);
     for (const stage of [build!, runtime!]) assert.match(raw(stage[0]!), /\$\{NODE_IMAGE\}/);
   });
 
