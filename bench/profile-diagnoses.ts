@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { buildRuntime } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
@@ -102,6 +103,10 @@ fs.rmSync(dataDir, { recursive: true, force: true });
 if (admin) {
   await admin.query(`DROP DATABASE ${dbName} WITH (FORCE)`);
   await admin.end();
+  // The sessions this run left under its own key prefix.
+  const redis = new Redis(values['redis-url']!);
+  for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 })) if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]));
+  await redis.quit();
 }
 
 interface ProfileNode {

@@ -55,7 +55,7 @@ for (const v of loadVignettes()) {
   const { patient, ...fields } = v.request;
   cases.push({
     // Exactly what DiagnosesService.run writes after orchestrate.
-    diagnosis: { steps: r.steps, messages: r.messages, results: { ...r.outputs } },
+    diagnosis: { steps: r.steps, messages: r.messages },
     // What ConsultationsService.start and addInputs write.
     opening: { kind: 'opening', patient },
     inputs: { kind: 'inputs', ...fields },
@@ -71,12 +71,18 @@ async function fill(store: SessionStore, shape: Shape, i: number): Promise<void>
   const id = newSessionId();
   const now = new Date().toISOString();
   const c = cases[i % cases.length]!;
-  await store.create({ id, clinicId, patientId: shape === 'started' ? uuidv7() : null, createdAt: now, updatedAt: now }, TTL);
+  const meta = { id, clinicId, patientId: shape === 'started' ? uuidv7() : null, createdAt: now, updatedAt: now };
+  if (shape === 'diagnosed') {
+    // A one-shot diagnosis: created with its chain, as DiagnosesService.run does.
+    await store.create(meta, TTL, c.diagnosis);
+    return;
+  }
+  await store.create(meta, TTL);
   if (shape === 'consulted') {
     await store.write(clinicId, id, { inputs: [c.opening] }, TTL);
     await store.write(clinicId, id, { inputs: [c.inputs] }, TTL);
+    if (!(await store.write(clinicId, id, c.diagnosis, TTL))) throw new Error('session vanished');
   }
-  if (shape !== 'started' && !(await store.write(clinicId, id, c.diagnosis, TTL))) throw new Error('session vanished');
 }
 
 /** UTF-8 bytes of the JSON values a session of this shape stores (mean over the vignettes). */
@@ -85,7 +91,7 @@ function payloadBytes(shape: Shape): number {
   let total = 0;
   for (const c of cases) {
     const d = c.diagnosis;
-    total += [...d.steps!, ...d.messages!, ...Object.values(d.results!)].reduce((n: number, v) => n + Buffer.byteLength(toJson(v)), 0);
+    total += [...d.steps!, ...d.messages!].reduce((n: number, v) => n + Buffer.byteLength(toJson(v)), 0);
     if (shape === 'consulted') total += Buffer.byteLength(toJson(c.opening)) + Buffer.byteLength(toJson(c.inputs));
   }
   return Math.round(total / cases.length + 150);

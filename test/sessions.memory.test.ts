@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemorySessionStore, SessionTooLargeError } from '../src/storage/sessions/memory.js';
-import { newMeta, sessionStoreContract } from './contract/sessions.contract.js';
+import { newMeta, sessionStoreContract, step } from './contract/sessions.contract.js';
 
 sessionStoreContract('in-process (lru-cache)', async () => {
   const store = new MemorySessionStore();
@@ -32,7 +32,7 @@ describe('in-process session store bounds', () => {
     const note = 'x'.repeat(2_000);
     for (const m of metas) {
       await store.create(m, 60);
-      for (let i = 0; i < 5; i++) assert.equal(await store.write(m.clinicId, m.id, { inputs: [note], results: { triage: note } }, 60), true);
+      for (let i = 0; i < 5; i++) assert.equal(await store.write(m.clinicId, m.id, { inputs: [note], steps: [step(i, 'triage', note)] }, 60), true);
       assert.ok(store.stats().bytes <= maxBytes, `${store.stats().bytes} bytes held, bound is ${maxBytes}`);
     }
     const { sessions, bytes } = store.stats();
@@ -44,13 +44,16 @@ describe('in-process session store bounds', () => {
     await store.close();
   });
 
-  it('counts a replaced result once, not every version of it', async () => {
-    const store = new MemorySessionStore({ maxBytes: 100_000 });
+  it('counts each agent output once: a diagnosis chain is not stored again as results', async () => {
+    const store = new MemorySessionStore({ maxBytes: 1_000_000 });
     const m = newMeta();
     await store.create(m, 60);
-    for (let i = 0; i < 200; i++) await store.write(m.clinicId, m.id, { results: { triage: 'y'.repeat(1_000) } }, 60);
-    assert.ok(store.stats().bytes < 5_000, `${store.stats().bytes} bytes for one 1,000-character result`);
-    assert.notEqual(await store.get(m.clinicId, m.id, 60), null);
+    const empty = store.stats().bytes;
+    const output = 'y'.repeat(10_000);
+    await store.write(m.clinicId, m.id, { steps: [step(1, 'triage', output)] }, 60);
+    const held = store.stats().bytes - empty;
+    assert.ok(held > 10_000 && held < 11_000, `${held} bytes for one 10,000-character output`);
+    assert.equal((await store.get(m.clinicId, m.id, 60))?.results.triage, output);
     await store.close();
   });
 

@@ -126,9 +126,10 @@ describe('Redis session store: batching and key layout', { skip }, () => {
       return writes - before;
     };
     const meta = newMeta();
-    const batch = { inputs: ['a', 'b'], steps: [step(1), step(2)], messages: [message(1)], results: { triage: 1, plan: 2 } };
-    const getTx = ['multi', 'hgetall', 'lrange', 'lrange', 'hgetall', 'lrange', ...Array<string>(5).fill('pexpire'), 'exec'];
-    const expected = ['multi', 'del', 'hset', 'pexpire', 'exec', 'eval', 'eval', 'eval', ...getTx, ...getTx];
+    const batch = { inputs: ['a', 'b'], steps: [step(1), step(2)], messages: [message(1)] };
+    const getTx = ['multi', 'hgetall', 'lrange', 'lrange', 'lrange', ...Array<string>(4).fill('pexpire'), 'exec'];
+    const oneShot = newMeta();
+    const expected = ['multi', 'del', 'hset', 'pexpire', 'exec', 'eval', 'eval', 'eval', ...getTx, ...getTx, 'multi', 'del', 'hset', 'pexpire', 'eval', 'exec'];
     try {
       assert.equal(await roundTrips(() => store.create(meta, TTL)), 1, 'create');
       assert.equal(await roundTrips(() => store.write(meta.clinicId, meta.id, batch, TTL)), 1, 'first write (sends the script)');
@@ -136,6 +137,7 @@ describe('Redis session store: batching and key layout', { skip }, () => {
       assert.equal(await roundTrips(() => store.write(meta.clinicId, 'missing', batch, TTL)), 1, 'write to a missing session');
       assert.equal(await roundTrips(() => store.get(meta.clinicId, meta.id, TTL)), 1, 'get');
       assert.equal(await roundTrips(() => store.get(meta.clinicId, 'missing', TTL)), 1, 'get of a missing session');
+      assert.equal(await roundTrips(() => store.create(oneShot, TTL, batch)), 1, 'create with a first batch (a one-shot diagnosis)');
       // What the server saw from this connection: MULTI...EXEC for create and get, one script per write.
       for (let i = 0; i < 40 && seen.length < expected.length; i++) await sleep(50);
       assert.deepEqual(
@@ -151,14 +153,14 @@ describe('Redis session store: batching and key layout', { skip }, () => {
   it('keeps every key of a session in one cluster slot, under the prefix and the hash tag', async () => {
     const meta = newMeta();
     await store.create(meta, TTL);
-    await store.write(meta.clinicId, meta.id, { inputs: [1], steps: [step(1)], messages: [message(1)], results: { triage: 1 } }, TTL);
+    await store.write(meta.clinicId, meta.id, { inputs: [1], steps: [step(1)], messages: [message(1)] }, TTL);
     const expected = sessionKeys(prefix, meta.clinicId, meta.id);
     assert.equal(expected.meta, `${prefix}:{${meta.clinicId}:${meta.id}}:meta`);
     const stored = (await keysUnder(admin, prefix)).filter((k) => k.includes(meta.id));
     assert.deepEqual(stored, Object.values(expected).sort());
     assert.equal(new Set(stored.map(calculateSlot)).size, 1, 'all keys of one session share a slot');
     const types = await Promise.all(Object.values(expected).map((k) => admin.type(k)));
-    assert.deepEqual(types, ['hash', 'list', 'list', 'hash', 'list']);
+    assert.deepEqual(types, ['hash', 'list', 'list', 'list']);
     for (const k of stored) {
       const ttl = await admin.pttl(k);
       assert.ok(ttl > 0 && ttl <= TTL * 1000, `${k} expires (pttl ${ttl})`);
@@ -186,7 +188,7 @@ describe('resilient session store: falling back to memory', () => {
       const meta = newMeta();
       await timed(1_000, 'create', () => request.create(meta, TTL));
       assert.equal(request.degraded, true);
-      assert.equal(await timed(1_000, 'write', () => request.write(meta.clinicId, meta.id, { inputs: ['limping'], results: { triage: 'urgent' } }, TTL)), true);
+      assert.equal(await timed(1_000, 'write', () => request.write(meta.clinicId, meta.id, { inputs: ['limping'], steps: [step(1, 'triage', 'urgent')] }, TTL)), true);
       const state = await timed(1_000, 'get', () => request.get(meta.clinicId, meta.id, TTL));
       assert.deepEqual(state?.inputs, ['limping']);
       assert.deepEqual(state?.results, { triage: 'urgent' });

@@ -110,18 +110,16 @@ export class DiagnosesService {
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();
     const now = new Date().toISOString();
-    if (consultationId === null) {
-      await sessions.create({ id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl);
-    }
     const result = await orchestrate(this.registry, assembled.input, { onStep: opts.onStep });
     this.metrics.agentSteps(result.steps);
-    const written = await sessions.write(
-      ctx.principal.clinicId,
-      sessionId,
-      { steps: result.steps, messages: result.messages, results: { ...result.outputs } },
-      ttl,
-    );
-    if (!written) throw new NotFoundError('Consultation', sessionId);
+    const working = { steps: result.steps, messages: result.messages };
+    if (consultationId === null) {
+      // A one-shot diagnosis: its session is created with the chain in one operation (nobody
+      // knows its id before the answer).
+      await sessions.create({ id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl, working);
+    } else if (!(await sessions.write(ctx.principal.clinicId, sessionId, working, ttl))) {
+      throw new NotFoundError('Consultation', sessionId);
+    }
     const id = uuidv7();
     const createdAt = new Date();
     const diagnosis = diagnosisReport({

@@ -42,22 +42,24 @@ export interface SessionState {
   /** Inputs added so far (complaint, signs, vitals, labs, media), in the order they came. */
   inputs: unknown[];
   chain: ChainStep[];
-  /** Latest output per agent name. */
+  /**
+   * Latest output per agent name: the output of the last step of each agent that produced one.
+   * Read from the chain, so each output is stored once.
+   */
   results: Record<string, unknown>;
   messages: AgentMessage[];
 }
 
 export interface SessionWrite {
   steps?: ChainStep[];
-  results?: Record<string, unknown>;
   messages?: AgentMessage[];
   inputs?: unknown[];
 }
 
 export interface SessionStore {
   readonly kind: 'redis' | 'memory';
-  /** Creates a session; its TTL starts now. */
-  create(meta: SessionMeta, ttlSeconds: number): Promise<void>;
+  /** Creates a session, with a first batch if given, in one operation (one round trip on Redis); its TTL starts now. */
+  create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void>;
   /** The whole session, or null when absent, expired or of another clinic. Slides the TTL. */
   get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null>;
   /** Appends in one batch (one round trip on Redis); false when the session is gone. Slides the TTL. */

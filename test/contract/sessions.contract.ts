@@ -20,8 +20,8 @@ export function newMeta(clinicId: string = randomUUID(), patientId: string | nul
   return { id: randomUUID(), clinicId, patientId, createdAt: at, updatedAt: at };
 }
 
-export function step(seq: number, agent = 'triage'): ChainStep {
-  return { seq, agent, agentVersion: '1.0.0', inputDigest: `sha256-${seq}`, status: 'ok', durationMs: seq * 2, at: new Date().toISOString(), output: { seq, level: 'urgent' } };
+export function step(seq: number, agent = 'triage', output: unknown = { seq, level: 'urgent' }): ChainStep {
+  return { seq, agent, agentVersion: '1.0.0', inputDigest: `sha256-${seq}`, status: output === null ? 'failed' : 'ok', durationMs: seq * 2, at: new Date().toISOString(), output };
 }
 
 export function message(n: number): AgentMessage {
@@ -79,24 +79,40 @@ export function sessionStoreContract(name: string, open: () => Promise<SessionHa
 
     it('refuses a write to a session that does not exist, and creates nothing', async () => {
       const meta = newMeta();
-      assert.equal(await store.write(meta.clinicId, meta.id, { inputs: ['x'], results: { triage: 1 }, steps: [step(1)], messages: [message(1)] }, TTL), false);
+      assert.equal(await store.write(meta.clinicId, meta.id, { inputs: ['x'], steps: [step(1)], messages: [message(1)] }, TTL), false);
       assert.equal(await store.get(meta.clinicId, meta.id, TTL), null);
     });
 
-    it('keeps the latest result per agent', async () => {
+    it('creates a session with its first batch in one call', async () => {
+      const meta = newMeta();
+      await store.create(meta, TTL, { inputs: ['first'], steps: [step(1), step(2, 'plan')], messages: [message(1)] });
+      const s = await store.get(meta.clinicId, meta.id, TTL);
+      assert.deepEqual(s?.meta, meta);
+      assert.deepEqual(s?.inputs, ['first']);
+      assert.deepEqual(s?.chain.map((x) => `${x.seq}:${x.agent}`), ['1:triage', '2:plan']);
+      assert.deepEqual(s?.results, { triage: { seq: 1, level: 'urgent' }, plan: { seq: 2, level: 'urgent' } });
+      assert.deepEqual(s?.messages.map((m) => (m.body as { n: number }).n), [1]);
+      // Creating again over the same id starts afresh.
+      await store.create(meta, TTL, { inputs: ['again'] });
+      assert.deepEqual(await store.get(meta.clinicId, meta.id, TTL), { meta, inputs: ['again'], chain: [], results: {}, messages: [] });
+    });
+
+    it("gives each agent's latest output as its result, read from the chain", async () => {
       const meta = newMeta();
       await store.create(meta, TTL);
-      await store.write(meta.clinicId, meta.id, { results: { triage: { level: 'routine' }, differential: ['otitis'] } }, TTL);
-      await store.write(meta.clinicId, meta.id, { results: { triage: { level: 'emergency' } } }, TTL);
-      await store.write(meta.clinicId, meta.id, { results: { plan: null } }, TTL);
-      assert.deepEqual((await store.get(meta.clinicId, meta.id, TTL))?.results, { triage: { level: 'emergency' }, differential: ['otitis'], plan: null });
+      await store.write(meta.clinicId, meta.id, { steps: [step(1, 'triage', { level: 'routine' }), step(2, 'differential', ['otitis'])] }, TTL);
+      await store.write(meta.clinicId, meta.id, { steps: [step(3, 'triage', { level: 'emergency' })] }, TTL);
+      // A failed step without a fail-safe answer leaves the agent's earlier result.
+      await store.write(meta.clinicId, meta.id, { steps: [step(4, 'differential', null), step(5, 'plan', null)] }, TTL);
+      const s = await store.get(meta.clinicId, meta.id, TTL);
+      assert.deepEqual(s?.results, { triage: { level: 'emergency' }, differential: ['otitis'] });
+      assert.equal(s?.chain.length, 5);
     });
 
     it('keeps results under agent names that mean something to JavaScript objects', async () => {
       const meta = newMeta();
       await store.create(meta, TTL);
-      const results = JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1, "toString": "x"}') as Record<string, unknown>;
-      await store.write(meta.clinicId, meta.id, { results }, TTL);
+      await store.write(meta.clinicId, meta.id, { steps: [step(1, '__proto__', { polluted: true }), step(2, 'constructor', 1), step(3, 'toString', 'x')] }, TTL);
       const got = (await store.get(meta.clinicId, meta.id, TTL))?.results;
       assert.deepEqual(Object.keys(got ?? {}).sort(), ['__proto__', 'constructor', 'toString']);
       assert.deepEqual(Object.getOwnPropertyDescriptor(got, '__proto__')?.value, { polluted: true });
@@ -120,10 +136,10 @@ export function sessionStoreContract(name: string, open: () => Promise<SessionHa
       await store.create(meta, TTL);
       const when = new Date('2024-05-01T10:00:00.000Z');
       const values = [null, 0, -1.5, true, 'chien — 犬 🐕', { nested: { list: [1, [2, { three: 3 }]] }, empty: {} }, when, undefined, { gone: undefined, kept: 1 }];
-      await store.write(meta.clinicId, meta.id, { inputs: values, results: { when, nothing: undefined } }, TTL);
+      await store.write(meta.clinicId, meta.id, { inputs: values, steps: [step(1, 'when', { when, nothing: undefined })] }, TTL);
       const s = await store.get(meta.clinicId, meta.id, TTL);
       assert.deepEqual(s?.inputs, JSON.parse(JSON.stringify(values)));
-      assert.deepEqual(s?.results, { when: when.toISOString(), nothing: null });
+      assert.deepEqual(s?.results, { when: { when: when.toISOString() } });
     });
 
     it("finds nothing with another clinic's id or a wrong session id, and writes nothing there", async () => {
@@ -147,10 +163,10 @@ export function sessionStoreContract(name: string, open: () => Promise<SessionHa
     it('returns copies: changing what came back, or what went in, changes nothing stored', async () => {
       const meta = newMeta();
       await store.create(meta, TTL);
-      const batch = { inputs: [{ weightKg: 30 }], results: { triage: { level: 'routine' } }, steps: [step(1)], messages: [message(1)] };
+      const batch = { inputs: [{ weightKg: 30 }], steps: [step(1, 'triage', { level: 'routine' })], messages: [message(1)] };
       await store.write(meta.clinicId, meta.id, batch, TTL);
       batch.inputs[0]!.weightKg = 1;
-      batch.results.triage.level = 'changed';
+      (batch.steps[0]!.output as { level: string }).level = 'changed';
       const first = await store.get(meta.clinicId, meta.id, TTL);
       assert.ok(first !== null);
       const snapshot = structuredClone(first);
@@ -169,7 +185,7 @@ export function sessionStoreContract(name: string, open: () => Promise<SessionHa
       it('expires a session after its TTL', async () => {
         const meta = newMeta();
         await store.create(meta, 1);
-        await store.write(meta.clinicId, meta.id, { inputs: ['x'], results: { triage: 1 }, steps: [step(1)], messages: [message(1)] }, 1);
+        await store.write(meta.clinicId, meta.id, { inputs: ['x'], steps: [step(1)], messages: [message(1)] }, 1);
         assert.notEqual(await store.get(meta.clinicId, meta.id, 1), null);
         await sleep(1_500);
         assert.equal(await store.get(meta.clinicId, meta.id, 1), null);

@@ -1,3 +1,5 @@
+import type { ChainStep } from '../../clinical/sessions.js';
+
 /**
  * What both session adapters share, so a session behaves the same whichever holds it: values
  * are stored as JSON (what comes back is what JSON can carry, on Redis and in memory alike) and
@@ -15,7 +17,13 @@ export function ttlMillis(ttlSeconds: number): number {
   return ms;
 }
 
-/** Agent name -> parsed output. fromEntries defines own properties, so no agent name (not even __proto__) reaches the prototype. */
-export function parseResults(entries: Iterable<[string, string]>): Record<string, unknown> {
-  return Object.fromEntries(Array.from(entries, ([agent, json]): [string, unknown] => [agent, JSON.parse(json)]));
+/**
+ * Agent name -> latest output: the last step of each agent with an output (a failed step without
+ * a fail-safe answer has none and leaves the earlier one). fromEntries defines own properties, so
+ * no agent name (not even __proto__) reaches the prototype.
+ */
+export function resultsOf(chain: readonly ChainStep[]): Record<string, unknown> {
+  const latest = new Map<string, unknown>();
+  for (const step of chain) if (step.output !== null && step.output !== undefined) latest.set(step.agent, step.output);
+  return Object.fromEntries(latest);
 }

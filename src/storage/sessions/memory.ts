@@ -9,7 +9,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
-import { parseResults, toJson, ttlMillis } from './encoding.js';
+import { resultsOf, toJson, ttlMillis } from './encoding.js';
 
 export interface MemorySessionStoreOptions {
   /** Most sessions held at once (default 10,000). */
@@ -24,7 +24,6 @@ interface Entry {
   meta: SessionMeta;
   inputs: string[];
   chain: string[];
-  results: Map<string, string>;
   messages: string[];
   bytes: number;
 }
@@ -66,12 +65,13 @@ export class MemorySessionStore implements SessionStore {
     return { sessions: this.cache.size, bytes: this.cache.calculatedSize };
   }
 
-  async create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
+  async create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void> {
     const ttl = ttlMillis(ttlSeconds);
     const stored: SessionMeta = { id: meta.id, clinicId: meta.clinicId, patientId: meta.patientId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
-    const bytes = ENTRY_OVERHEAD + sizeOf(toJson(stored));
-    this.checkSize(meta.id, bytes);
-    this.cache.set(key(meta.clinicId, meta.id), { meta: stored, inputs: [], chain: [], results: new Map(), messages: [], bytes }, { ttl });
+    const empty: Entry = { meta: stored, inputs: [], chain: [], messages: [], bytes: ENTRY_OVERHEAD + sizeOf(toJson(stored)) };
+    const entry = initial === undefined ? empty : this.appended(meta.id, empty, initial);
+    this.checkSize(meta.id, entry.bytes);
+    this.cache.set(key(meta.clinicId, meta.id), entry, { ttl });
   }
 
   async get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
@@ -81,11 +81,12 @@ export class MemorySessionStore implements SessionStore {
     if (e === undefined) return null;
     // Setting the same entry again restarts its TTL with this call's length.
     this.cache.set(k, e, { ttl });
+    const chain = e.chain.map((s) => JSON.parse(s) as ChainStep);
     return {
       meta: { ...e.meta },
       inputs: e.inputs.map((s) => JSON.parse(s) as unknown),
-      chain: e.chain.map((s) => JSON.parse(s) as ChainStep),
-      results: parseResults(e.results),
+      chain,
+      results: resultsOf(chain),
       messages: e.messages.map((s) => JSON.parse(s) as AgentMessage),
     };
   }
@@ -95,25 +96,22 @@ export class MemorySessionStore implements SessionStore {
     const k = key(clinicId, sessionId);
     const e = this.cache.get(k);
     if (e === undefined) return false;
+    const next = this.appended(sessionId, e, batch);
+    next.meta = { ...e.meta, updatedAt: new Date().toISOString() };
+    // A new entry object: lru-cache recomputes an entry's size only when the value changes.
+    this.cache.set(k, next, { ttl });
+    return true;
+  }
+
+  /** A new entry: `e` with the batch appended; throws, changing nothing, if it would not fit. */
+  private appended(sessionId: string, e: Entry, batch: SessionWrite): Entry {
     const inputs = (batch.inputs ?? []).map(toJson);
     const steps = (batch.steps ?? []).map(toJson);
     const messages = (batch.messages ?? []).map(toJson);
-    const results = Object.entries(batch.results ?? {}).map(([agent, out]): [string, string] => [agent, toJson(out)]);
-    // Size first, so a write that would not fit changes nothing.
     let bytes = e.bytes;
     for (const s of [...inputs, ...steps, ...messages]) bytes += sizeOf(s);
-    for (const [agent, json] of results) {
-      const old = e.results.get(agent);
-      bytes += sizeOf(json) + (old === undefined ? sizeOf(agent) : -sizeOf(old));
-    }
     this.checkSize(sessionId, bytes);
-    e.inputs.push(...inputs);
-    e.chain.push(...steps);
-    e.messages.push(...messages);
-    for (const [agent, json] of results) e.results.set(agent, json);
-    // A new entry object: lru-cache recomputes an entry's size only when the value changes.
-    this.cache.set(k, { ...e, meta: { ...e.meta, updatedAt: new Date().toISOString() }, bytes }, { ttl });
-    return true;
+    return { meta: e.meta, inputs: [...e.inputs, ...inputs], chain: [...e.chain, ...steps], messages: [...e.messages, ...messages], bytes };
   }
 
   async ping(): Promise<void> {}

@@ -1,21 +1,21 @@
 /**
  * SessionStore on Redis (ElastiCache in AWS), shared by every instance of the service.
  *
- * Key layout: one session is five keys sharing one hash tag, so they live in the same Redis
+ * Key layout: one session is four keys sharing one hash tag, so they live in the same Redis
  * Cluster slot and a MULTI or a Lua script may touch them all:
  *   <prefix>:{<clinicId>:<sessionId>}:meta      hash  id, clinicId, patientId?, createdAt, updatedAt
  *   <prefix>:{<clinicId>:<sessionId>}:inputs    list  JSON per input, in arrival order
- *   <prefix>:{<clinicId>:<sessionId>}:chain     list  JSON per chain step, in order
- *   <prefix>:{<clinicId>:<sessionId>}:results   hash  agent name -> JSON of its latest output
+ *   <prefix>:{<clinicId>:<sessionId>}:chain     list  JSON per chain step (with its output), in order
  *   <prefix>:{<clinicId>:<sessionId>}:messages  list  JSON per agent message, in order
  * The clinic id is part of the key, so another clinic's request for the same session id reads
  * keys that do not exist. Both ids are percent-encoded, so neither can end the hash tag early
- * nor make two (clinic, session) pairs collide.
+ * nor make two (clinic, session) pairs collide. Each agent's latest output (`results`) is read
+ * from the chain rather than stored a second time.
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
 import { withSpan } from '../../observability/tracing.js';
-import { parseResults, toJson, ttlMillis } from './encoding.js';
+import { resultsOf, toJson, ttlMillis } from './encoding.js';
 
 /**
  * Options for a request path: a dead or hung Redis must fail in milliseconds so the caller can
@@ -42,13 +42,13 @@ export interface RedisSessionStoreOptions {
   redisOptions?: RedisOptions;
 }
 
-const PARTS = ['meta', 'inputs', 'chain', 'results', 'messages'] as const;
+const PARTS = ['meta', 'inputs', 'chain', 'messages'] as const;
 export type SessionKeyPart = (typeof PARTS)[number];
 
 /** The keys of one session, in PARTS order (meta first). */
 export function sessionKeys(prefix: string, clinicId: string, sessionId: string): Record<SessionKeyPart, string> {
   const tag = `${prefix}:{${encodeURIComponent(clinicId)}:${encodeURIComponent(sessionId)}}`;
-  return { meta: `${tag}:meta`, inputs: `${tag}:inputs`, chain: `${tag}:chain`, results: `${tag}:results`, messages: `${tag}:messages` };
+  return { meta: `${tag}:meta`, inputs: `${tag}:inputs`, chain: `${tag}:chain`, messages: `${tag}:messages` };
 }
 
 const keyList = (k: Record<SessionKeyPart, string>): string[] => PARTS.map((p) => k[p]);
@@ -63,15 +63,15 @@ const SPAN = {
 };
 
 /**
- * write(): appends and sets results only if the session's meta key exists, then slides the TTL
- * of every key, atomically (a script runs alone on the server) and in one round trip.
- * ARGV: ttlMs, updatedAt, #inputs, #steps, #messages, #result pairs, then the values in that order.
+ * write(): appends only if the session's meta key exists, then slides the TTL of every key,
+ * atomically (a script runs alone on the server) and in one round trip.
+ * ARGV: ttlMs, updatedAt, #inputs, #steps, #messages, then the values in that order.
  * Values are pushed in chunks because unpack() of thousands of values overflows Lua's stack.
  */
 const WRITE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-local i = 7
+local i = 6
 local function add(cmd, key, n)
   local last = i + n - 1
   while i <= last do
@@ -82,14 +82,21 @@ local function add(cmd, key, n)
 end
 add('RPUSH', KEYS[2], tonumber(ARGV[3]))
 add('RPUSH', KEYS[3], tonumber(ARGV[4]))
-add('RPUSH', KEYS[5], tonumber(ARGV[5]))
-add('HSET', KEYS[4], 2 * tonumber(ARGV[6]))
-for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], ARGV[1]) end
+add('RPUSH', KEYS[4], tonumber(ARGV[5]))
+for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[1]) end
 return 1
 `;
 
-interface SessionScripts {
-  agenticpetSessionWrite(...args: (string | number)[]): Promise<number>;
+interface SessionScripts<R> {
+  agenticpetSessionWrite(...args: (string | number)[]): R;
+}
+
+/** WRITE_SCRIPT's ARGV for one batch. */
+function writeArgs(ttlMs: number, batch: SessionWrite, updatedAt = new Date().toISOString()): (string | number)[] {
+  const inputs = (batch.inputs ?? []).map(toJson);
+  const steps = (batch.steps ?? []).map(toJson);
+  const messages = (batch.messages ?? []).map(toJson);
+  return [ttlMs, updatedAt, inputs.length, steps.length, messages.length, ...inputs, ...steps, ...messages];
 }
 
 type RedisClient = Redis | Cluster;
@@ -126,21 +133,18 @@ export class RedisSessionStore implements SessionStore {
     return sessionKeys(this.prefix, clinicId, sessionId);
   }
 
-  create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
+  create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void> {
     return withSpan('redis create', SPAN.create, async () => {
       const ttl = ttlMillis(ttlSeconds);
       const k = this.keys(meta.clinicId, meta.id);
       await this.firstConnection;
       const fields: Record<string, string> = { id: meta.id, clinicId: meta.clinicId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
       if (meta.patientId !== null) fields.patientId = meta.patientId;
-      // Creating over an existing id starts it afresh rather than inheriting old lists.
-      const replies = await this.client
-        .multi()
-        .del(...keyList(k))
-        .hset(k.meta, fields)
-        .pexpire(k.meta, ttl)
-        .exec();
-      failOnReplyError(replies);
+      // Creating over an existing id starts it afresh rather than inheriting old lists; a first
+      // batch goes in the same MULTI, so a one-shot diagnosis costs one round trip.
+      const tx = this.client.multi().del(...keyList(k)).hset(k.meta, fields).pexpire(k.meta, ttl);
+      if (initial !== undefined) (tx as unknown as SessionScripts<typeof tx>).agenticpetSessionWrite(...keyList(k), ...writeArgs(ttl, initial, meta.updatedAt));
+      failOnReplyError(await tx.exec());
     });
   }
 
@@ -150,17 +154,18 @@ export class RedisSessionStore implements SessionStore {
       const k = this.keys(clinicId, sessionId);
       await this.firstConnection;
       // One MULTI: a consistent snapshot, read and TTL slide in a single round trip.
-      const tx = this.client.multi().hgetall(k.meta).lrange(k.inputs, 0, -1).lrange(k.chain, 0, -1).hgetall(k.results).lrange(k.messages, 0, -1);
+      const tx = this.client.multi().hgetall(k.meta).lrange(k.inputs, 0, -1).lrange(k.chain, 0, -1).lrange(k.messages, 0, -1);
       for (const key of keyList(k)) tx.pexpire(key, ttl);
       const replies = failOnReplyError(await tx.exec());
       const meta = replies[0] as Record<string, string>;
       if (meta.id !== sessionId || meta.clinicId !== clinicId || meta.createdAt === undefined || meta.updatedAt === undefined) return null;
+      const chain = (replies[2] as string[]).map((s) => JSON.parse(s) as ChainStep);
       return {
         meta: { id: meta.id, clinicId: meta.clinicId, patientId: meta.patientId ?? null, createdAt: meta.createdAt, updatedAt: meta.updatedAt },
         inputs: (replies[1] as string[]).map((s) => JSON.parse(s) as unknown),
-        chain: (replies[2] as string[]).map((s) => JSON.parse(s) as ChainStep),
-        results: parseResults(Object.entries(replies[3] as Record<string, string>)),
-        messages: (replies[4] as string[]).map((s) => JSON.parse(s) as AgentMessage),
+        chain,
+        results: resultsOf(chain),
+        messages: (replies[3] as string[]).map((s) => JSON.parse(s) as AgentMessage),
       };
     });
   }
@@ -169,13 +174,9 @@ export class RedisSessionStore implements SessionStore {
     return withSpan('redis write', SPAN.write, async () => {
       const ttl = ttlMillis(ttlSeconds);
       const k = this.keys(clinicId, sessionId);
-      const inputs = (batch.inputs ?? []).map(toJson);
-      const steps = (batch.steps ?? []).map(toJson);
-      const messages = (batch.messages ?? []).map(toJson);
-      const results = Object.entries(batch.results ?? {}).flatMap(([agent, out]) => [agent, toJson(out)]);
+      const args = writeArgs(ttl, batch);
       await this.firstConnection;
-      const args = [ttl, new Date().toISOString(), inputs.length, steps.length, messages.length, results.length / 2, ...inputs, ...steps, ...messages, ...results];
-      const written = await (this.client as unknown as SessionScripts).agenticpetSessionWrite(...keyList(k), ...args);
+      const written = await (this.client as unknown as SessionScripts<Promise<number>>).agenticpetSessionWrite(...keyList(k), ...args);
       return written === 1;
     });
   }

@@ -76,8 +76,8 @@ export class ResilientSessionStore implements SessionStore {
     return new TrackedView(this);
   }
 
-  create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
-    return this.createNoting(meta, ttlSeconds);
+  create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void> {
+    return this.createNoting(meta, ttlSeconds, initial);
   }
 
   get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
@@ -98,10 +98,10 @@ export class ResilientSessionStore implements SessionStore {
   }
 
   /** @internal the operations, telling `note` when the fallback served them. */
-  async createNoting(meta: SessionMeta, ttlSeconds: number, note?: Note): Promise<void> {
-    const p = await this.tryPrimary('create', () => this.primary.create(meta, ttlSeconds));
+  async createNoting(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite, note?: Note): Promise<void> {
+    const p = await this.tryPrimary('create', () => this.primary.create(meta, ttlSeconds, initial));
     if (p.ok) return;
-    await this.fallback.create(meta, ttlSeconds);
+    await this.fallback.create(meta, ttlSeconds, initial);
     this.servedByFallback('create', note);
   }
 
@@ -166,8 +166,8 @@ class TrackedView implements TrackedSessionStore {
     return [...this.ops];
   }
 
-  create(meta: SessionMeta, ttlSeconds: number): Promise<void> {
-    return this.store.createNoting(meta, ttlSeconds, this.note);
+  create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void> {
+    return this.store.createNoting(meta, ttlSeconds, initial, this.note);
   }
 
   get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
