@@ -112,6 +112,7 @@ if (admin) {
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 function summarise(profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }): void {
@@ -131,11 +132,27 @@ function summarise(profile: { nodes: ProfileNode[]; samples: number[]; timeDelta
     const group = where.startsWith('nm:') ? where.split('/').slice(0, where.startsWith('nm:@') ? 2 : 1).join('/') : where;
     file.set(group, (file.get(group) ?? 0) + dt);
   });
+  // Inclusive time: each sample counts once for every distinct function on its stack.
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inclusive = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    const leaf = byId.get(id)!.callFrame.functionName;
+    if (leaf === '(idle)' || leaf === '(program)') return;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const { functionName, url, lineNumber } = byId.get(cur)!.callFrame;
+      if (!url.includes('/src/') || url.includes('node_modules')) continue;
+      seen.add(`${functionName || '(anonymous)'} ${url.replace(/^file:\/\//, '').replace(root + '/', '')}:${lineNumber + 1}`);
+    }
+    for (const f of seen) inclusive.set(f, (inclusive.get(f) ?? 0) + dt);
+  });
   const top = (m: Map<string, number>, n: number) =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([k, v]) => `    ${((100 * v) / total).toFixed(1).padStart(5)} %  ${k}`)
       .join('\n');
-  console.log(`  busy samples: ${(total / 1000).toFixed(0)} ms\n  top files / packages by self time:\n${top(file, 25)}\n  top functions by self time:\n${top(fn, 30)}`);
+  console.log(`  busy samples: ${(total / 1000).toFixed(0)} ms\n  top files / packages by self time:\n${top(file, 25)}\n  top functions by self time:\n${top(fn, 30)}\n  our functions by inclusive time (callees included):\n${top(inclusive, 30)}`);
 }

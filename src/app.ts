@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents/orchestrator.js';
 import { ConsultationsService } from './clinical/consultations.js';
 import { DiagnosesService } from './clinical/diagnoses.js';
+import { SessionMetaCache } from './clinical/session-meta-cache.js';
 import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService, type RevocationBus } from './clinical/access.js';
 import { EncountersService } from './clinical/encounters.js';
@@ -73,8 +74,9 @@ function openSessions(config: Config, logger: Logger, registry: Registry): { per
     const view: TrackedSessions = {
       kind: 'memory',
       degraded: false,
-      create: (meta, ttl) => memory.create(meta, ttl),
+      create: (meta, ttl, initial) => memory.create(meta, ttl, initial),
       get: (clinicId, id, ttl) => memory.get(clinicId, id, ttl),
+      meta: (clinicId, id) => memory.meta(clinicId, id),
       write: (clinicId, id, batch, ttl) => memory.write(clinicId, id, batch, ttl),
       ping: () => memory.ping(),
       close: () => memory.close(),
@@ -114,7 +116,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }).warm();
-  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses);
+  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
   const app = await buildHttpApp(
     {
       diagnoses,

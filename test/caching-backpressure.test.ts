@@ -183,3 +183,28 @@ describe('backpressure', () => {
     assert.equal((await call('GET', '/v1/patients')).statusCode, 200);
   });
 });
+
+describe('L1 session metadata', () => {
+  it('answers from memory within its TTL, asks the session tier after it, and never caches a missing session', async () => {
+    const { SessionMetaCache } = await import('../src/clinical/session-meta-cache.js');
+    const lookups: boolean[] = [];
+    const cache = new SessionMetaCache({ ttlMs: 150, metrics: { cacheLookup: (_c, hit) => lookups.push(hit) } });
+    const meta = { id: 'cs_1', clinicId: 'c1', patientId: 'p1', createdAt: 't', updatedAt: 't' };
+    let reads = 0;
+    let stored: typeof meta | null = meta;
+    const tier = { meta: async () => (reads++, stored) };
+    assert.deepEqual(await cache.lookup(tier, 'c1', 'cs_1'), meta);
+    assert.deepEqual(await cache.lookup(tier, 'c1', 'cs_1'), meta);
+    assert.equal(reads, 1);
+    stored = null; // the session has gone from the tier; L1 still knows it for up to its TTL
+    assert.equal(await cache.lookup(tier, 'c2', 'cs_1'), null, "another clinic's key is a different entry");
+    assert.equal(reads, 2);
+    assert.deepEqual(await cache.lookup(tier, 'c1', 'cs_1'), meta);
+    assert.equal(reads, 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await cache.lookup(tier, 'c1', 'cs_1'), null, 'expired from L1: the tier says it is gone');
+    assert.equal(await cache.lookup(tier, 'c1', 'cs_1'), null);
+    assert.equal(reads, 4, 'a missing session is asked for every time');
+    assert.deepEqual(lookups, [false, true, false, true, false, false]);
+  });
+});

@@ -61,6 +61,7 @@ export class ConsultationsService {
   private async load(ctx: RequestContext, id: string, sessions: TrackedSessions): Promise<SessionState> {
     const state = await sessions.get(ctx.principal.clinicId, id, this.diagnoses.sessionTtlSeconds);
     if (state === null) throw new NotFoundError('Consultation', id);
+    this.diagnoses.sessionMeta.remember(state.meta);
     return state;
   }
 

@@ -15,6 +15,7 @@ import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
 import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
 import type { DiagnosisRecord, EvidenceLink, Page, RequestContext } from './ports.js';
 import { RecordsService } from './records.js';
+import { SessionMetaCache } from './session-meta-cache.js';
 import type { ChainStep, TrackedSessions } from './sessions.js';
 
 export interface DiagnosisOptions {
@@ -45,6 +46,8 @@ export class DiagnosesService {
     private readonly sessions: () => TrackedSessions,
     readonly sessionTtlSeconds: number,
     private readonly metrics: DiagnosisMetrics = NO_DIAGNOSIS_METRICS,
+    /** L1 of session metadata, shared with consultations (which fill it as they create and read). */
+    readonly sessionMeta: SessionMetaCache = new SessionMetaCache(),
   ) {}
 
   get knowledge(): KnowledgeBase {
@@ -99,6 +102,15 @@ export class DiagnosesService {
     requireWriter(ctx);
     const { patientId, patient, encounterId, consultationId, ...fields } = req;
     const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields]);
+    if (consultationId !== undefined) {
+      // Checked before the agents run: the consultation exists for this clinic and is about
+      // the same patient, so a chain is never appended to another patient's session.
+      const meta = await this.sessionMeta.lookup(this.sessions(), ctx.principal.clinicId, consultationId);
+      if (meta === null) throw new NotFoundError('Consultation', consultationId);
+      if (meta.patientId !== assembled.patientId) {
+        throw new UnprocessableError('invalid-reference', 'consultationId belongs to another patient', { field: 'consultationId' });
+      }
+    }
     return this.run(ctx, assembled, consultationId ?? null, opts);
   }
 
@@ -116,7 +128,9 @@ export class DiagnosesService {
     if (consultationId === null) {
       // A one-shot diagnosis: its session is created with the chain in one operation (nobody
       // knows its id before the answer).
-      await sessions.create({ id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl, working);
+      const meta = { id: sessionId, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now };
+      await sessions.create(meta, ttl, working);
+      this.sessionMeta.remember(meta);
     } else if (!(await sessions.write(ctx.principal.clinicId, sessionId, working, ttl))) {
       throw new NotFoundError('Consultation', sessionId);
     }

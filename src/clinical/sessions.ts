@@ -62,6 +62,8 @@ export interface SessionStore {
   create(meta: SessionMeta, ttlSeconds: number, initial?: SessionWrite): Promise<void>;
   /** The whole session, or null when absent, expired or of another clinic. Slides the TTL. */
   get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null>;
+  /** Only the session's metadata (one small read), or null as for get. Does not slide the TTL. */
+  meta(clinicId: string, sessionId: string): Promise<SessionMeta | null>;
   /** Appends in one batch (one round trip on Redis); false when the session is gone. Slides the TTL. */
   write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean>;
   ping(): Promise<void>;

@@ -49,6 +49,40 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       assert.equal((await other('GET', `/v1/diagnoses/${d.id}`)).statusCode, 404);
     });
 
+    it("a one-shot diagnosis keeps its chain in its session; naming a consultation is checked before the agents run", async () => {
+      const first = await api('POST', '/v1/diagnoses', { body: GDV });
+      assert.equal(first.statusCode, 201, first.body);
+      const sessionId = first.json().consultationId as string;
+      const session = (await api('GET', `/v1/consultations/${sessionId}`)).json();
+      assert.deepEqual(session.chain.map((s: { agent: string }) => s.agent).sort(), ['differential', 'intake', 'labs', 'narrative', 'plan', 'triage']);
+      assert.equal(session.results.triage.level, 'emergency');
+      assert.deepEqual(session.results.triage, session.chain.find((s: { agent: string }) => s.agent === 'triage').output);
+
+      const intakeRuns = async () => Number(/agenticpet_agent_step_duration_seconds_count\{agent="intake",status="ok"\} (\d+)/.exec((await api('GET', '/metrics')).body)?.[1] ?? 0);
+      const metaLookups = async (result: string) => Number(new RegExp(`agenticpet_cache_requests_total\\{cache="session_meta",result="${result}"\\} (\\d+)`).exec((await api('GET', '/metrics')).body)?.[1] ?? 0);
+      const runs = await intakeRuns();
+      const missing = await api('POST', '/v1/diagnoses', { body: { ...GDV, consultationId: 'cs_AAAAAAAAAAAAAAAAAAAAAA' } });
+      assert.equal(missing.statusCode, 404, missing.body);
+      assert.equal((await other('POST', '/v1/diagnoses', { body: { ...GDV, consultationId: sessionId } })).statusCode, 404, "another clinic's consultation");
+      // The consultation is about an inline patient; a stored patient's case cannot join it.
+      const owner = (await api('POST', '/v1/owners', { body: { name: 'Ann Example' } })).json().id;
+      const created = await api('POST', '/v1/patients', { body: { name: 'Rex', species: 'dog', sex: 'male', neutered: true, ageYears: 5, weightKg: 30, ownerId: owner } });
+      assert.equal(created.statusCode, 201, created.body);
+      const patient = created.json().id;
+      const wrong = await api('POST', '/v1/diagnoses', { body: { patientId: patient, complaint: 'vomiting', consultationId: sessionId } });
+      assert.equal(wrong.statusCode, 422, wrong.body);
+      assert.match(wrong.body, /consultationId/);
+      assert.equal(await intakeRuns(), runs, 'no agent ran for a refused consultation reference');
+
+      const hitsBefore = await metaLookups('hit');
+      const again = await api('POST', '/v1/diagnoses', { body: { ...GDV, consultationId: sessionId } });
+      assert.equal(again.statusCode, 201, again.body);
+      assert.equal(again.json().consultationId, sessionId);
+      assert.ok((await metaLookups('hit')) > hitsBefore, 'the consultation created here is found in L1');
+      const after = (await api('GET', `/v1/consultations/${sessionId}`)).json();
+      assert.equal(after.chain.length, 12, 'the second chain is appended to the same session');
+    });
+
     it('an Idempotency-Key replays the stored diagnosis instead of diagnosing twice', async () => {
       const headers = { 'idempotency-key': `diag-${Date.now()}` };
       const first = await api('POST', '/v1/diagnoses', { body: GDV, headers });

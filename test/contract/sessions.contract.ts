@@ -47,6 +47,9 @@ export function sessionStoreContract(name: string, open: () => Promise<SessionHa
       const meta = newMeta(randomUUID(), randomUUID());
       await store.create(meta, TTL);
       assert.deepEqual(await store.get(meta.clinicId, meta.id, TTL), { meta, inputs: [], chain: [], results: {}, messages: [] });
+      assert.deepEqual(await store.meta(meta.clinicId, meta.id), meta);
+      assert.equal(await store.meta(randomUUID(), meta.id), null, "another clinic's id");
+      assert.equal(await store.meta(meta.clinicId, randomUUID()), null);
       const anonymous = newMeta();
       await store.create(anonymous, TTL);
       assert.equal((await store.get(anonymous.clinicId, anonymous.id, TTL))?.meta.patientId, null);

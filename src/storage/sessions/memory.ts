@@ -91,6 +91,11 @@ export class MemorySessionStore implements SessionStore {
     };
   }
 
+  async meta(clinicId: string, sessionId: string): Promise<SessionMeta | null> {
+    const e = this.cache.get(key(clinicId, sessionId));
+    return e === undefined ? null : { ...e.meta };
+  }
+
   async write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean> {
     const ttl = ttlMillis(ttlSeconds);
     const k = key(clinicId, sessionId);

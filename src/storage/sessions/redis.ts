@@ -58,6 +58,7 @@ const spanAttributes = (operation: string, command: string) => ({ 'db.system': '
 const SPAN = {
   create: spanAttributes('create', 'MULTI'),
   get: spanAttributes('get', 'MULTI'),
+  meta: spanAttributes('meta', 'HGETALL'),
   write: spanAttributes('write', 'EVALSHA'),
   ping: spanAttributes('ping', 'PING'),
 };
@@ -89,6 +90,12 @@ return 1
 
 interface SessionScripts<R> {
   agenticpetSessionWrite(...args: (string | number)[]): R;
+}
+
+/** The meta hash as SessionMeta, or null when it is absent or not this clinic's session. */
+function metaOf(h: Record<string, string>, clinicId: string, sessionId: string): SessionMeta | null {
+  if (h.id !== sessionId || h.clinicId !== clinicId || h.createdAt === undefined || h.updatedAt === undefined) return null;
+  return { id: h.id, clinicId: h.clinicId, patientId: h.patientId ?? null, createdAt: h.createdAt, updatedAt: h.updatedAt };
 }
 
 /** WRITE_SCRIPT's ARGV for one batch. */
@@ -157,16 +164,24 @@ export class RedisSessionStore implements SessionStore {
       const tx = this.client.multi().hgetall(k.meta).lrange(k.inputs, 0, -1).lrange(k.chain, 0, -1).lrange(k.messages, 0, -1);
       for (const key of keyList(k)) tx.pexpire(key, ttl);
       const replies = failOnReplyError(await tx.exec());
-      const meta = replies[0] as Record<string, string>;
-      if (meta.id !== sessionId || meta.clinicId !== clinicId || meta.createdAt === undefined || meta.updatedAt === undefined) return null;
+      const meta = metaOf(replies[0] as Record<string, string>, clinicId, sessionId);
+      if (meta === null) return null;
       const chain = (replies[2] as string[]).map((s) => JSON.parse(s) as ChainStep);
       return {
-        meta: { id: meta.id, clinicId: meta.clinicId, patientId: meta.patientId ?? null, createdAt: meta.createdAt, updatedAt: meta.updatedAt },
+        meta,
         inputs: (replies[1] as string[]).map((s) => JSON.parse(s) as unknown),
         chain,
         results: resultsOf(chain),
         messages: (replies[3] as string[]).map((s) => JSON.parse(s) as AgentMessage),
       };
+    });
+  }
+
+  meta(clinicId: string, sessionId: string): Promise<SessionMeta | null> {
+    return withSpan('redis meta', SPAN.meta, async () => {
+      const k = this.keys(clinicId, sessionId);
+      await this.firstConnection;
+      return metaOf(await this.client.hgetall(k.meta), clinicId, sessionId);
     });
   }
 

@@ -19,7 +19,7 @@
 import { Counter, Registry } from 'prom-client';
 import type { SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
 
-export type SessionOperation = 'create' | 'get' | 'write' | 'ping';
+export type SessionOperation = 'create' | 'get' | 'meta' | 'write' | 'ping';
 
 export const FALLBACK_COUNTER = 'agenticpet_session_store_fallback_total';
 
@@ -84,6 +84,10 @@ export class ResilientSessionStore implements SessionStore {
     return this.getNoting(clinicId, sessionId, ttlSeconds);
   }
 
+  meta(clinicId: string, sessionId: string): Promise<SessionMeta | null> {
+    return this.metaNoting(clinicId, sessionId);
+  }
+
   write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean> {
     return this.writeNoting(clinicId, sessionId, batch, ttlSeconds);
   }
@@ -113,6 +117,15 @@ export class ResilientSessionStore implements SessionStore {
     // A miss in both, with the primary answering, is an ordinary miss.
     if (!p.ok || state !== null) this.servedByFallback('get', note);
     return state;
+  }
+
+  /** @internal */
+  async metaNoting(clinicId: string, sessionId: string, note?: Note): Promise<SessionMeta | null> {
+    const p = await this.tryPrimary('meta', () => this.primary.meta(clinicId, sessionId));
+    if (p.ok && p.value !== null) return p.value;
+    const meta = await this.fallback.meta(clinicId, sessionId);
+    if (!p.ok || meta !== null) this.servedByFallback('meta', note);
+    return meta;
   }
 
   /** @internal */
@@ -172,6 +185,10 @@ class TrackedView implements TrackedSessionStore {
 
   get(clinicId: string, sessionId: string, ttlSeconds: number): Promise<SessionState | null> {
     return this.store.getNoting(clinicId, sessionId, ttlSeconds, this.note);
+  }
+
+  meta(clinicId: string, sessionId: string): Promise<SessionMeta | null> {
+    return this.store.metaNoting(clinicId, sessionId, this.note);
   }
 
   write(clinicId: string, sessionId: string, batch: SessionWrite, ttlSeconds: number): Promise<boolean> {
