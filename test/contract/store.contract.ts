@@ -128,12 +128,16 @@ export function storeContract(name: string, open: () => Promise<Harness>, { skip
         report: { ok: true },
         createdAt: new Date(),
       });
-      const evidence = [{ conclusionType: 'differential' as const, conclusionCode: 'otitis_externa', evidenceKind: 'complaint', evidenceRef: 'complaint', finding: 'head_shaking', detail: { text: 'shaking his head' }, weight: 1.2 }];
+      const evidence = [
+        { conclusionType: 'differential' as const, conclusionCode: 'otitis_externa', evidenceKind: 'complaint', evidenceRef: 'complaint', finding: 'head_shaking', detail: { text: 'shaking his head', start: 4, end: 20 }, weight: 1.2 },
+        { conclusionType: 'triage' as const, conclusionCode: 'urgent', evidenceKind: 'rule', evidenceRef: 'differential', finding: null, detail: { reason: "it's \"odd\" — 犬", nested: { list: [1, null] } }, weight: null },
+        { conclusionType: 'plan' as const, conclusionCode: 'test:cytology', evidenceKind: 'condition', evidenceRef: 'otitis_externa', finding: null, detail: {}, weight: -0.25 },
+      ];
       const provenance = { agents: { intake: '1.0.0' }, kbVersion: '1.0.0+test', chainDigest: 'd', chain: [], requestId: 'r', sessionId: 'cs_x', recordedAt: new Date() };
       const good = uuidv7();
       await store.inClinic(a, (tx) => tx.insertDiagnosis(diagnosis(good), evidence, provenance));
       const trace = await store.inClinic(a, (tx) => tx.diagnosisTrace(good));
-      assert.equal(trace?.evidence[0]?.weight, 1.2);
+      assert.deepEqual(trace?.evidence, evidence, 'every evidence row back, in order, nulls and nested detail included');
       assert.equal(await store.inClinic(b, (tx) => tx.getDiagnosis(good)), null);
       const bad = uuidv7();
       // The provenance row violates NOT NULL after the report and evidence were written.
