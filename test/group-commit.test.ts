@@ -204,6 +204,15 @@ function groupCommitSuite(name: string, make: (batches: number[], queueMax?: num
       );
       const [stored] = await h.db.query<{ version: number }>('SELECT version FROM owners WHERE id = $1', [id]);
       assert.equal(stored?.version, 2);
+
+      // A read sent just before a write of the same record, on the same connection, answers
+      // first; the older row it brings back must not be served afterwards.
+      const raced = await coalescing.inClinic(a, async (tx) => {
+        const [, updated] = await Promise.all([tx.getRecord('owner', id), tx.updateRecord('owner', id, 2, { name: 'v4' }, false, new Date())]);
+        assert.ok(updated !== null);
+        return name(await tx.getRecord('owner', id));
+      });
+      assert.equal(raced, 'v4');
     });
 
     it('refuses new work with OverloadedError once the queue is full, and loses nothing it accepted', async () => {

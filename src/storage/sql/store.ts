@@ -162,6 +162,9 @@ class SqlClinicalTx implements ClinicalTx {
       `UPDATE ${spec.table} SET ${sets.join(', ')} WHERE clinic_id = $1 AND id = $2 AND version = $3 RETURNING ${RECORD_COLUMNS}`,
       [this.clinicId, id, expectedVersion, deleted, JSON.stringify(content), at, ...Object.values(cols)],
     );
+    // Again once the write has answered: a read of this record issued before it on the same
+    // connection resolves first and must not leave its older row behind.
+    this.reads().delete(this.readKey(type, id));
     if (row === undefined) return null;
     await this.recordVersion(type, id, row.version, deleted, content, at);
     return toRecord(row);
