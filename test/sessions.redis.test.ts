@@ -129,7 +129,8 @@ describe('Redis session store: batching and key layout', { skip }, () => {
     const batch = { inputs: ['a', 'b'], steps: [step(1), step(2)], messages: [message(1)] };
     const getTx = ['multi', 'hgetall', 'lrange', 'lrange', 'lrange', ...Array<string>(4).fill('pexpire'), 'exec'];
     const oneShot = newMeta();
-    const expected = ['multi', 'del', 'hset', 'pexpire', 'exec', 'eval', 'eval', 'eval', ...getTx, ...getTx, 'multi', 'del', 'hset', 'pexpire', 'eval', 'exec'];
+    const pushes = ['rpush', 'pexpire', 'rpush', 'pexpire', 'rpush', 'pexpire'];
+    const expected = ['multi', 'del', 'hset', 'pexpire', 'exec', 'eval', 'eval', 'eval', ...getTx, ...getTx, 'multi', 'del', 'hset', 'pexpire', ...pushes, 'exec'];
     try {
       assert.equal(await roundTrips(() => store.create(meta, TTL)), 1, 'create');
       assert.equal(await roundTrips(() => store.write(meta.clinicId, meta.id, batch, TTL)), 1, 'first write (sends the script)');
@@ -148,6 +149,21 @@ describe('Redis session store: batching and key layout', { skip }, () => {
       socket.write = write;
       monitor.disconnect();
     }
+  });
+
+  it('keeps working after Redis forgets its scripts (a restart or a failover to a replica)', async () => {
+    const first = newMeta();
+    await store.create(first, TTL, { steps: [step(1)] });
+    assert.equal(await store.write(first.clinicId, first.id, { inputs: ['loaded'] }, TTL), true);
+    await admin.script('FLUSH');
+    const oneShot = newMeta();
+    await store.create(oneShot, TTL, { inputs: ['a'], steps: [step(1), step(2, 'plan')], messages: [message(1)] });
+    const s = await store.get(oneShot.clinicId, oneShot.id, TTL);
+    assert.deepEqual(s?.chain.map((x) => x.seq), [1, 2]);
+    assert.deepEqual(s?.inputs, ['a']);
+    await admin.script('FLUSH');
+    assert.equal(await store.write(first.clinicId, first.id, { inputs: ['after flush'] }, TTL), true);
+    assert.deepEqual((await store.get(first.clinicId, first.id, TTL))?.inputs, ['loaded', 'after flush']);
   });
 
   it('keeps every key of a session in one cluster slot, under the prefix and the hash tag', async () => {

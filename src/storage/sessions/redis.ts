@@ -88,8 +88,8 @@ for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[1]) end
 return 1
 `;
 
-interface SessionScripts<R> {
-  agenticpetSessionWrite(...args: (string | number)[]): R;
+interface SessionScripts {
+  agenticpetSessionWrite(...args: (string | number)[]): Promise<number>;
 }
 
 /** The meta hash as SessionMeta, or null when it is absent or not this clinic's session. */
@@ -99,11 +99,11 @@ function metaOf(h: Record<string, string>, clinicId: string, sessionId: string):
 }
 
 /** WRITE_SCRIPT's ARGV for one batch. */
-function writeArgs(ttlMs: number, batch: SessionWrite, updatedAt = new Date().toISOString()): (string | number)[] {
+function writeArgs(ttlMs: number, batch: SessionWrite): (string | number)[] {
   const inputs = (batch.inputs ?? []).map(toJson);
   const steps = (batch.steps ?? []).map(toJson);
   const messages = (batch.messages ?? []).map(toJson);
-  return [ttlMs, updatedAt, inputs.length, steps.length, messages.length, ...inputs, ...steps, ...messages];
+  return [ttlMs, new Date().toISOString(), inputs.length, steps.length, messages.length, ...inputs, ...steps, ...messages];
 }
 
 type RedisClient = Redis | Cluster;
@@ -147,10 +147,20 @@ export class RedisSessionStore implements SessionStore {
       await this.firstConnection;
       const fields: Record<string, string> = { id: meta.id, clinicId: meta.clinicId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
       if (meta.patientId !== null) fields.patientId = meta.patientId;
-      // Creating over an existing id starts it afresh rather than inheriting old lists; a first
-      // batch goes in the same MULTI, so a one-shot diagnosis costs one round trip.
+      // Creating over an existing id starts it afresh rather than inheriting old lists. A first
+      // batch goes in the same MULTI as plain pushes (no script: a new session needs no
+      // existence check, and a MULTI cannot recover from a script cache emptied by a restart or
+      // a failover), so a one-shot diagnosis costs one round trip.
       const tx = this.client.multi().del(...keyList(k)).hset(k.meta, fields).pexpire(k.meta, ttl);
-      if (initial !== undefined) (tx as unknown as SessionScripts<typeof tx>).agenticpetSessionWrite(...keyList(k), ...writeArgs(ttl, initial, meta.updatedAt));
+      const lists: Array<[string, unknown[] | undefined]> = [
+        [k.inputs, initial?.inputs],
+        [k.chain, initial?.steps],
+        [k.messages, initial?.messages],
+      ];
+      for (const [key, values] of lists) {
+        if (values === undefined || values.length === 0) continue;
+        tx.rpush(key, ...values.map(toJson)).pexpire(key, ttl);
+      }
       failOnReplyError(await tx.exec());
     });
   }
@@ -191,7 +201,7 @@ export class RedisSessionStore implements SessionStore {
       const k = this.keys(clinicId, sessionId);
       const args = writeArgs(ttl, batch);
       await this.firstConnection;
-      const written = await (this.client as unknown as SessionScripts<Promise<number>>).agenticpetSessionWrite(...keyList(k), ...args);
+      const written = await (this.client as unknown as SessionScripts).agenticpetSessionWrite(...keyList(k), ...args);
       return written === 1;
     });
   }
