@@ -6,7 +6,8 @@
 import autocannon from 'autocannon';
 import { microsecondHistogram, recordMs, summarize } from './histogram.js';
 import type { HttpCall, Job, Measured } from './jobs.js';
-import { mulberry32, pick } from './prng.js';
+import { mulberry32, pick, type Random } from './prng.js';
+import { varied } from './vary.js';
 
 type Headers = Record<string, string>;
 
@@ -16,7 +17,8 @@ interface FlowContext {
 }
 
 // autocannon writes Content-Length into the headers object it is given, so each request gets a fresh one.
-function callRequest(call: HttpCall, auth: Headers): Partial<autocannon.Request> {
+function callRequest(call: HttpCall, auth: Headers, random: Random): Partial<autocannon.Request> {
+  if (call.vary === true && call.body !== undefined) call = { ...call, body: varied(call.body, random) };
   return call.body === undefined
     ? { method: call.method, path: call.path, headers: { ...auth }, body: Buffer.alloc(0) }
     : { method: call.method, path: call.path, headers: { ...auth, 'content-type': 'application/json' }, body: call.body };
@@ -27,7 +29,7 @@ function requestsFor(job: Job): autocannon.Request[] {
   const s = job.scenario;
   const auth: Headers = s.auth ? { authorization: `Bearer ${job.apiKey}` } : {};
   if (s.kind === 'calls') {
-    return [{ setupRequest: (req) => ({ ...req, ...callRequest(pick(random, s.calls), auth) }) }];
+    return [{ setupRequest: (req) => ({ ...req, ...callRequest(pick(random, s.calls), auth, random) }) }];
   }
   // Returning null from setupRequest makes autocannon abandon this flow and start a new one.
   const abandon = null as unknown as autocannon.Request;
@@ -37,7 +39,7 @@ function requestsFor(job: Job): autocannon.Request[] {
         const c = ctx as FlowContext;
         c.case = pick(random, s.cases);
         c.id = undefined;
-        return { ...req, ...callRequest({ method: 'POST', path: '/v1/consultations', body: c.case.start }, auth) };
+        return { ...req, ...callRequest({ method: 'POST', path: '/v1/consultations', body: c.case.start, vary: s.vary }, auth, random) };
       },
       onResponse: (status, body, ctx) => {
         (ctx as FlowContext).id = status === 201 ? (JSON.parse(body) as { id: string }).id : undefined;
@@ -47,7 +49,7 @@ function requestsFor(job: Job): autocannon.Request[] {
       setupRequest: (req, ctx) => {
         const c = ctx as FlowContext;
         if (c.id === undefined || c.case === undefined) return abandon;
-        return { ...req, ...callRequest({ method: 'POST', path: `/v1/consultations/${c.id}/inputs`, body: c.case.inputs }, auth) };
+        return { ...req, ...callRequest({ method: 'POST', path: `/v1/consultations/${c.id}/inputs`, body: c.case.inputs }, auth, random) };
       },
       onResponse: (status, _body, ctx) => {
         if (status !== 200) (ctx as FlowContext).id = undefined;
@@ -57,7 +59,7 @@ function requestsFor(job: Job): autocannon.Request[] {
       setupRequest: (req, ctx) => {
         const c = ctx as FlowContext;
         if (c.id === undefined) return abandon;
-        return { ...req, ...callRequest({ method: 'POST', path: `/v1/consultations/${c.id}/diagnose` }, auth) };
+        return { ...req, ...callRequest({ method: 'POST', path: `/v1/consultations/${c.id}/diagnose` }, auth, random) };
       },
     },
   ];

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { HttpCall, ScenarioSpec } from './jobs.js';
 import { mulberry32, pick } from './prng.js';
+import { signalmentTemplate } from './vary.js';
 
 export const SCENARIOS = ['healthz', 'diagnoses', 'patients', 'consultation'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -87,7 +88,7 @@ export function scenarioSpec(name: ScenarioName, vignettes: VignetteRequest[], p
     case 'healthz':
       return { name: label, kind: 'calls', auth: false, calls: [{ method: 'GET', path: '/healthz' }] };
     case 'diagnoses':
-      return { name: label, kind: 'calls', auth: true, calls: vignettes.map((v): HttpCall => ({ method: 'POST', path: '/v1/diagnoses', body: JSON.stringify(v) })) };
+      return { name: label, kind: 'calls', auth: true, calls: vignettes.map((v): HttpCall => ({ method: 'POST', path: '/v1/diagnoses', body: signalmentTemplate(v), vary: true })) };
     case 'patients':
       return { name: label, kind: 'calls', auth: true, calls: patientIds.map((id): HttpCall => ({ method: 'GET', path: `/v1/patients/${id}` })) };
     case 'consultation':
@@ -96,7 +97,8 @@ export function scenarioSpec(name: ScenarioName, vignettes: VignetteRequest[], p
         name: label,
         kind: 'flow',
         auth: true,
-        cases: vignettes.map(({ patient, ...inputs }) => ({ start: JSON.stringify({ patient }), inputs: JSON.stringify(inputs) })),
+        cases: vignettes.map(({ patient, ...inputs }) => ({ start: signalmentTemplate({ patient }), inputs: JSON.stringify(inputs) })),
+        vary: true,
       };
   }
 }

@@ -5,6 +5,8 @@ export interface HttpCall {
   path: string;
   /** JSON text; sent with Content-Type: application/json. */
   body?: string;
+  /** The body holds signalment placeholders (bench/lib/vary.ts), filled anew for each request. */
+  vary?: boolean;
 }
 
 export type ScenarioSpec =
@@ -14,7 +16,7 @@ export type ScenarioSpec =
    * A consultation: POST /v1/consultations (start), POST .../inputs (inputs), POST .../diagnose.
    * Three requests per flow, each sent as soon as the previous one has answered.
    */
-  | { name: string; kind: 'flow'; auth: true; cases: Array<{ start: string; inputs: string }> };
+  | { name: string; kind: 'flow'; auth: true; cases: Array<{ start: string; inputs: string }>; vary?: boolean };
 
 export type LoadKind = 'saturation' | 'constant';
 

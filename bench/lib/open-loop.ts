@@ -11,6 +11,7 @@ import { Pool } from 'undici';
 import { microsecondHistogram, recordMs, summarize } from './histogram.js';
 import type { Errors, HttpCall, Job, Measured } from './jobs.js';
 import { mulberry32, pick } from './prng.js';
+import { varied } from './vary.js';
 
 const FAILED = Symbol('failed');
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -46,6 +47,7 @@ export async function openLoop(job: Job): Promise<Measured> {
   /** One HTTP request; counts its outcome unless the run is already closed. */
   async function send(call: HttpCall, intendedAt: number, wantJson: boolean): Promise<unknown> {
     if (closed) return FAILED;
+    if (call.vary === true && call.body !== undefined) call = { ...call, body: varied(call.body, random) };
     sent++;
     outstanding++;
     let status = 0;
@@ -84,7 +86,7 @@ export async function openLoop(job: Job): Promise<Measured> {
   async function flow(scheduled: number, c: { start: string; inputs: string }): Promise<void> {
     activeFlows++;
     try {
-      const started = await send({ method: 'POST', path: '/v1/consultations', body: c.start }, scheduled, true);
+      const started = await send({ method: 'POST', path: '/v1/consultations', body: c.start, vary: s.kind === 'flow' && s.vary === true }, scheduled, true);
       if (started === FAILED) {
         if (!closed) errors.skipped += 2;
         return;
