@@ -23,6 +23,55 @@ interface Scored {
   condition: Condition;
   likelihoods: Map<string, number>;
   logPrior: number;
+  signalment: SignalmentTable;
+}
+
+/** A condition's signalment with breed names lower-cased and each factor's log taken once. */
+interface SignalmentTable {
+  breeds: Array<{ breed: string; lower: string; weight: number }>;
+  age: Array<{ minYears: number | undefined; maxYears: number | undefined; weight: number }>;
+  sex: Array<{ sex: string; neutered: boolean | undefined; weight: number }>;
+}
+
+type Signalment = Pick<CaseInput, 'breed' | 'ageYears' | 'sex' | 'neutered'>;
+
+const factorWeight = (factor: number) => Math.log(Math.max(factor, 1e-9));
+
+function signalmentTable(c: Condition): SignalmentTable {
+  const s = c.signalment;
+  return {
+    breeds: (s?.breeds ?? []).map((b) => ({ breed: b.breed, lower: b.breed.toLowerCase(), weight: factorWeight(b.factor) })),
+    age: (s?.age ?? []).map((a) => ({ minYears: a.minYears, maxYears: a.maxYears, weight: factorWeight(a.factor) })),
+    sex: (s?.sex ?? []).map((x) => ({ sex: x.sex, neutered: x.neutered, weight: factorWeight(x.factor) })),
+  };
+}
+
+// The first entry of each kind that applies, as the scoring and the evidence must agree on it.
+function breedEntry(t: SignalmentTable, breed: string): SignalmentTable['breeds'][number] | undefined {
+  if (breed === '') return undefined;
+  for (const b of t.breeds) if (breed.includes(b.lower) || b.lower.includes(breed)) return b;
+  return undefined;
+}
+
+function ageEntry(t: SignalmentTable, age: number | null): SignalmentTable['age'][number] | undefined {
+  if (age === null) return undefined;
+  for (const a of t.age) if ((a.minYears === undefined || age >= a.minYears) && (a.maxYears === undefined || age < a.maxYears)) return a;
+  return undefined;
+}
+
+function sexEntry(t: SignalmentTable, input: Signalment): SignalmentTable['sex'][number] | undefined {
+  for (const x of t.sex) if (x.sex === input.sex && (x.neutered === undefined || x.neutered === input.neutered)) return x;
+  return undefined;
+}
+
+/**
+ * log P(finding present | condition) and log P(finding absent | condition) for every condition,
+ * in condition order, so a request adds them with one map lookup per finding, not per
+ * (condition × finding).
+ */
+interface FindingColumn {
+  present: Float64Array;
+  absent: Float64Array;
 }
 
 /** Per-species tables, built once per knowledge-base version and reused by every request. */
@@ -32,6 +81,7 @@ export class DifferentialModel {
   private readonly marginal = new Map<string, number>();
 
   private readonly unlisted = new Map<string, number>();
+  private readonly columns = new Map<string, FindingColumn>();
 
   constructor(
     readonly species: KbSpecies,
@@ -39,64 +89,89 @@ export class DifferentialModel {
     exposureCodes: ReadonlySet<string> = new Set(),
   ) {
     for (const code of exposureCodes) this.unlisted.set(code, UNLISTED_EXPOSURE_LIKELIHOOD);
-    this.scored = conditions.map((c) => ({ condition: c, likelihoods: new Map(c.findings.map((f) => [f.code, f.likelihood])), logPrior: Math.log(c.prior.value) }));
+    this.scored = conditions.map((c) => ({
+      condition: c,
+      likelihoods: new Map(c.findings.map((f) => [f.code, f.likelihood])),
+      logPrior: Math.log(c.prior.value),
+      signalment: signalmentTable(c),
+    }));
     const totalPrior = conditions.reduce((s, c) => s + c.prior.value, 0);
     const codes = new Set(conditions.flatMap((c) => c.findings.map((f) => f.code)));
     for (const code of codes) {
       let m = 0;
       for (const s of this.scored) m += (s.condition.prior.value / totalPrior) * (s.likelihoods.get(code) ?? this.unlistedOf(code));
       this.marginal.set(code, m);
+      const column = { present: new Float64Array(this.scored.length), absent: new Float64Array(this.scored.length) };
+      this.scored.forEach((s, k) => {
+        const l = s.likelihoods.get(code) ?? this.unlistedOf(code);
+        column.present[k] = Math.log(l);
+        column.absent[k] = Math.log(1 - l);
+      });
+      this.columns.set(code, column);
     }
   }
 
-  private signalment(c: Condition, input: Pick<CaseInput, 'breed' | 'ageYears' | 'sex' | 'neutered'>): EvidenceWeight[] {
+  /** The signalment evidence of one condition, for the conditions returned. */
+  private signalment(t: SignalmentTable, input: Signalment, breed: string): EvidenceWeight[] {
     const items: EvidenceWeight[] = [];
-    const s = c.signalment;
-    if (s === undefined) return items;
-    const breed = input.breed?.toLowerCase() ?? '';
-    for (const b of s.breeds ?? []) {
-      if (breed !== '' && (breed.includes(b.breed.toLowerCase()) || b.breed.toLowerCase().includes(breed))) {
-        items.push({ finding: `breed:${b.breed}`, present: true, source: { kind: 'signalment', ref: 'breed', value: input.breed! }, weight: Math.log(Math.max(b.factor, 1e-9)) });
-        break;
-      }
-    }
-    if (input.ageYears !== null) {
-      const age = input.ageYears;
-      const band = (s.age ?? []).find((a) => (a.minYears === undefined || age >= a.minYears) && (a.maxYears === undefined || age < a.maxYears));
-      if (band) items.push({ finding: 'age', present: true, source: { kind: 'signalment', ref: 'ageYears', value: age }, weight: Math.log(Math.max(band.factor, 1e-9)) });
-    }
-    const sex = (s.sex ?? []).find((x) => x.sex === input.sex && (x.neutered === undefined || x.neutered === input.neutered));
-    if (sex) items.push({ finding: 'sex', present: true, source: { kind: 'signalment', ref: 'sex', value: `${input.sex}${input.neutered === null ? '' : input.neutered ? ', neutered' : ', entire'}` }, weight: Math.log(Math.max(sex.factor, 1e-9)) });
+    const b = breedEntry(t, breed);
+    if (b) items.push({ finding: `breed:${b.breed}`, present: true, source: { kind: 'signalment', ref: 'breed', value: input.breed! }, weight: b.weight });
+    const band = ageEntry(t, input.ageYears);
+    if (band) items.push({ finding: 'age', present: true, source: { kind: 'signalment', ref: 'ageYears', value: input.ageYears! }, weight: band.weight });
+    const sex = sexEntry(t, input);
+    if (sex) items.push({ finding: 'sex', present: true, source: { kind: 'signalment', ref: 'sex', value: `${input.sex}${input.neutered === null ? '' : input.neutered ? ', neutered' : ', entire'}` }, weight: sex.weight });
     return items;
   }
 
-  run(input: Pick<CaseInput, 'breed' | 'ageYears' | 'sex' | 'neutered'>, findings: FindingEvidence[]): DifferentialOutput {
+  run(input: Signalment, findings: FindingEvidence[]): DifferentialOutput {
     // Score every condition first; the evidence lists are built for the top N only, since
     // only those are returned (the cost then grows with the conditions only in the scoring).
-    const rows = this.scored.map((s) => {
-      const signalment = this.signalment(s.condition, input);
-      let logScore = s.logPrior + signalment.reduce((sum, e) => sum + e.weight, 0);
-      for (const f of findings) {
-        const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
-        logScore += Math.log(f.present ? l : 1 - l);
+    // The sums are formed as they always were (the signalment weights from 0, that added to
+    // the prior, then each finding's log in turn): reordering them would change the rounding.
+    const n = this.scored.length;
+    const breed = input.breed?.toLowerCase() ?? '';
+    const logScores = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const s = this.scored[k]!;
+      let signalment = 0;
+      const b = breedEntry(s.signalment, breed);
+      if (b) signalment += b.weight;
+      const band = ageEntry(s.signalment, input.ageYears);
+      if (band) signalment += band.weight;
+      const sex = sexEntry(s.signalment, input);
+      if (sex) signalment += sex.weight;
+      logScores[k] = s.logPrior + signalment;
+    }
+    for (const f of findings) {
+      const column = this.columns.get(f.code);
+      if (column !== undefined) {
+        const logs = f.present ? column.present : column.absent;
+        for (let k = 0; k < n; k++) logScores[k]! += logs[k]!;
+      } else {
+        const l = this.unlistedOf(f.code);
+        const log = Math.log(f.present ? l : 1 - l);
+        for (let k = 0; k < n; k++) logScores[k]! += log;
       }
-      return { s, logScore, signalment };
-    });
+    }
     let max = -Infinity;
-    for (const r of rows) if (r.logScore > max) max = r.logScore;
-    const total = rows.reduce((sum, r) => sum + Math.exp(r.logScore - max), 0);
-    const ranked = rows
-      .map((r) => ({ ...r, probability: Math.exp(r.logScore - max) / total }))
-      .sort((a, b) => b.probability - a.probability)
-      .slice(0, TOP_N);
-    const differentials: Differential[] = ranked.map((r) => ({
-      code: r.s.condition.code,
-      name: r.s.condition.name,
-      urgency: r.s.condition.urgency,
-      probability: Math.round(r.probability * 10000) / 10000,
-      evidence: this.evidence(r.s, r.signalment, findings).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)),
-    }));
-    return { differentials, considered: this.scored.length };
+    for (let k = 0; k < n; k++) if (logScores[k]! > max) max = logScores[k]!;
+    const probabilities = new Float64Array(n);
+    let total = 0;
+    for (let k = 0; k < n; k++) total += (probabilities[k] = Math.exp(logScores[k]! - max));
+    for (let k = 0; k < n; k++) probabilities[k]! /= total;
+    // Array.prototype.sort is stable: equal probabilities keep the conditions' order.
+    const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => probabilities[c]! - probabilities[a]!);
+    const differentials: Differential[] = order.slice(0, TOP_N).map((k) => {
+      const s = this.scored[k]!;
+      return {
+        code: s.condition.code,
+        name: s.condition.name,
+        urgency: s.condition.urgency,
+        probability: Math.round(probabilities[k]! * 10000) / 10000,
+        evidence: this.evidence(s, this.signalment(s.signalment, input, breed), findings).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)),
+      };
+    });
+    return { differentials, considered: n };
   }
 
   /** What moved one condition: its signalment factors, then each finding's log likelihood ratio. */

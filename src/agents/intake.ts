@@ -50,14 +50,19 @@ function plain(w: string): string {
   return w.toLowerCase().replace(/[’'`]/g, '');
 }
 
-function normaliseWord(w: string): string {
-  const word = plain(w);
+/** Drops a doubled last letter ("stopp" → "stop"), as left by removing -ing or -ed. */
+function undouble(w: string): string {
+  return w.length >= 2 && w[w.length - 1] === w[w.length - 2] ? w.slice(0, -1) : w;
+}
+
+/** The stem of a word already passed through plain(). */
+function stem(word: string): string {
   const irregular = IRREGULAR[word];
   if (irregular !== undefined) return irregular;
-  if (word.length > 5 && word.endsWith('ing')) return word.slice(0, -3).replace(/(.)\1$/, '$1');
+  if (word.length > 5 && word.endsWith('ing')) return undouble(word.slice(0, -3));
   if (word.length > 4 && word.endsWith('ied')) return `${word.slice(0, -3)}y`;
-  if (word.length > 4 && word.endsWith('ed')) return word.slice(0, -2).replace(/(.)\1$/, '$1');
-  if (word.length > 4 && /(ss|sh|ch|x)es$/.test(word)) return word.slice(0, -2);
+  if (word.length > 4 && word.endsWith('ed')) return undouble(word.slice(0, -2));
+  if (word.length > 4 && (word.endsWith('sses') || word.endsWith('shes') || word.endsWith('ches') || word.endsWith('xes'))) return word.slice(0, -2);
   if (word.length > 3 && word.endsWith('s') && !word.endsWith('ss') && !word.endsWith('us') && !word.endsWith('is')) return word.slice(0, -1);
   return word;
 }
@@ -65,8 +70,9 @@ function normaliseWord(w: string): string {
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
   for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,]/g)) {
-    const word = normaliseWord(m[0]);
-    if (word !== '') tokens.push({ word, raw: plain(m[0]), start: m.index!, end: m.index! + m[0].length });
+    const raw = plain(m[0]);
+    const word = stem(raw);
+    if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length });
   }
   return tokens;
 }
@@ -76,6 +82,15 @@ export class Lexicon {
   private readonly byFirst = new Map<string, Phrase[]>();
   /** Single words of 7+ letters, for one-typo matching of words the vocabulary lacks. */
   private readonly longWords = new Map<string, string>();
+  /** The long words in the order of longWords: a typo resolves to the earliest one it is near. */
+  private readonly longList: Array<{ word: string; code: string }> = [];
+  /**
+   * Each long word and each of its one-letter deletions, to the positions (ascending) in
+   * longList of the words giving that key. Two words one edit apart always share a key (a
+   * transposition "ab"/"ba" shares the deletion of "a"), so the query's own keys reach every
+   * word a scan of longWords would accept, without comparing against them all.
+   */
+  private readonly nearKeys = new Map<string, number[]>();
 
   constructor(kb: KnowledgeBase) {
     for (const f of kb.findings.values()) {
@@ -90,21 +105,53 @@ export class Lexicon {
       }
     }
     for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
+    // Built from the finished map: a word set twice keeps its first position but its last code.
+    for (const [word, code] of this.longWords) {
+      const at = this.longList.push({ word, code }) - 1;
+      for (let d = -1; d < word.length; d++) {
+        const key = d < 0 ? word : word.slice(0, d) + word.slice(d + 1);
+        const list = this.nearKeys.get(key);
+        if (list === undefined) this.nearKeys.set(key, [at]);
+        else if (list[list.length - 1] !== at) list.push(at);
+      }
+    }
   }
 
   /** The longest phrase starting at token i, or an exact long word one edit away. */
   match(tokens: Token[], i: number): { code: string; length: number } | null {
-    for (const p of this.byFirst.get(tokens[i]!.word) ?? []) {
-      if (p.words.every((w, k) => tokens[i + k]?.word === w)) return { code: p.code, length: p.words.length };
-    }
     const word = tokens[i]!.word;
+    const phrases = this.byFirst.get(word);
+    if (phrases !== undefined) {
+      for (const p of phrases) if (startsAt(p.words, tokens, i)) return { code: p.code, length: p.words.length };
+    }
     if (word.length >= 7) {
-      for (const [candidate, code] of this.longWords) {
-        if (Math.abs(candidate.length - word.length) <= 1 && withinOneEdit(word, candidate)) return { code, length: 1 };
-      }
+      const code = this.nearLongWord(word);
+      if (code !== undefined) return { code, length: 1 };
     }
     return null;
   }
+
+  /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
+  private nearLongWord(word: string): string | undefined {
+    let best = this.longList.length;
+    for (let d = -1; d < word.length; d++) {
+      const list = this.nearKeys.get(d < 0 ? word : word.slice(0, d) + word.slice(d + 1));
+      if (list === undefined) continue;
+      for (const at of list) {
+        if (at >= best) break;
+        if (withinOneEdit(word, this.longList[at]!.word)) {
+          best = at;
+          break;
+        }
+      }
+    }
+    return this.longList[best]?.code;
+  }
+}
+
+function startsAt(words: string[], tokens: Token[], i: number): boolean {
+  for (let k = 0; k < words.length; k++) if (tokens[i + k]?.word !== words[k]) return false;
+  return true;
 }
 
 /** Damerau-Levenshtein distance ≤ 1 (one insertion, deletion, substitution or transposition). */
@@ -143,7 +190,10 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
   const tokens = tokenize(input.complaint);
   // Sentences bound both negation and durations.
   const sentenceEnds: number[] = [];
-  tokens.forEach((t, i) => /^[.;!?]$/.test(t.raw) && sentenceEnds.push(i));
+  for (let i = 0; i < tokens.length; i++) {
+    const raw = tokens[i]!.raw;
+    if (raw === '.' || raw === ';' || raw === '!' || raw === '?') sentenceEnds.push(i);
+  }
   // Commas stay in the token stream as negation-scope breaks; the lexicon never spans one.
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
@@ -160,7 +210,8 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
     }
     const duration = durationIn(tokens, sentenceStart, end);
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
-    const inPhrase = new Set(matches.flatMap((m) => Array.from({ length: m.length }, (_, k) => m.at + k)));
+    const inPhrase = new Set<number>();
+    for (const m of matches) for (let k = m.at; k < m.at + m.length; k++) inPhrase.add(k);
     for (const m of matches) {
       let negated = false;
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
