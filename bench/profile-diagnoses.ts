@@ -80,14 +80,19 @@ if (values['cpu-prof']) {
   await session.post('Profiler.setSamplingInterval', { interval: 200 });
   await session.post('Profiler.start');
 }
+const pg0 = serverCpuSeconds();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const failed = await run(requests);
 const wall = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
+const pgCpu = serverCpuSeconds();
 console.log(`${values.mode}: ${requests} diagnoses, concurrency ${concurrency}, ${failed} failed`);
 console.log(`  wall ${(wall / 1000).toFixed(2)} s → ${(requests / (wall / 1000)).toFixed(0)} req/s in process (inject, no sockets)`);
 console.log(`  Node CPU ${((cpu.user + cpu.system) / 1000 / requests).toFixed(2)} ms per diagnosis (user ${(cpu.user / 1000 / requests).toFixed(2)}, system ${(cpu.system / 1000 / requests).toFixed(2)})`);
+if (postgres && pg0 !== null && pgCpu !== null) {
+  console.log(`  PostgreSQL CPU ${(((pgCpu.postgres - pg0.postgres) * 1000) / requests).toFixed(2)} ms, Redis CPU ${(((pgCpu.redis - pg0.redis) * 1000) / requests).toFixed(3)} ms per diagnosis (every process of this host named postgres / redis-server)`);
+}
 
 if (values['cpu-prof']) {
   const { profile } = (await session.post('Profiler.stop')) as { profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] } };
@@ -107,6 +112,30 @@ if (admin) {
   const redis = new Redis(values['redis-url']!);
   for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 })) if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]));
   await redis.quit();
+}
+
+/**
+ * CPU seconds used so far by this host's PostgreSQL and Redis processes (Linux /proc; null
+ * elsewhere). Backends that exit in between are not counted, so the run keeps its pool open.
+ */
+function serverCpuSeconds(): { postgres: number; redis: number } | null {
+  if (!fs.existsSync('/proc/self/stat')) return null;
+  const hz = 100;
+  const total = { postgres: 0, redis: 0 };
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (comm === 'postgres') total.postgres += ticks / hz;
+    else if (comm === 'redis-server') total.redis += ticks / hz;
+  }
+  return total;
 }
 
 interface ProfileNode {

@@ -24,7 +24,7 @@ import { loadKnowledgeBase } from './knowledge/load.js';
 import { clusterRegistry } from './observability/cluster-metrics.js';
 import { EmfSink } from './observability/emf.js';
 import { createMetrics } from './observability/metrics.js';
-import { startTracing } from './observability/tracing.js';
+import { agentStepSpans, startTracing } from './observability/tracing.js';
 import { OpenAiCompatibleClient } from './llm/openai.js';
 import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/sessions/redis.js';
@@ -115,7 +115,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus });
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
-  const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }).warm();
+  const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();
   const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
   const app = await buildHttpApp(
     {

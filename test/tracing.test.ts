@@ -18,7 +18,7 @@ import { buildRuntime, type Runtime } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { createLogger } from '../src/observability/logger.js';
-import { randomTraceId, requestTraceId, startTracing, traceIdFromHeader, tracesUrl, tracingEnabled, withSpan, type Tracing } from '../src/observability/tracing.js';
+import { agentStepSpans, randomTraceId, requestTraceId, startTracing, traceIdFromHeader, tracesUrl, tracingEnabled, withSpan, type Tracing } from '../src/observability/tracing.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { deleteKeysUnder, redisSkipReason, redisUrl, testKeyPrefix } from './support/redis.js';
 
@@ -249,7 +249,7 @@ describe('withSpan', () => {
 
   it('marks a failed or timed-out agent step as an error, with its status', async () => {
     exporter.reset();
-    const registry = new AgentRegistry(loadKnowledgeBase(), null, { default: 30, narrative: 30 });
+    const registry = new AgentRegistry(loadKnowledgeBase(), null, { default: 30, narrative: 30 }, agentStepSpans);
     const input = { species: 'dog', breed: 'Labrador Retriever', ageYears: 6, sex: 'male', neutered: true, weightKg: 30, complaint: 'vomiting', signs: [], vitals: {}, labs: [], mediaIds: [], treatments: [] } as const;
     await withSpan('diagnose', undefined, () =>
       orchestrate(registry, { ...input, signs: [], labs: [], mediaIds: [], treatments: [] }, {

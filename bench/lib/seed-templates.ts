@@ -8,7 +8,7 @@
  */
 import { AGENT_VERSIONS, AgentRegistry, orchestrate, type OrchestratorResult } from '../../src/agents/orchestrator.js';
 import type { CaseInput } from '../../src/agents/types.js';
-import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnoses.js';
+import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnosis-report.js';
 import type { Diagnosis, DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
 import type { KnowledgeBase } from '../../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from '../../test/vignettes/evaluate.js';

@@ -7,20 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Span } from '@opentelemetry/api';
 import { LRUCache } from 'lru-cache';
-import { canonicalJson } from '../clinical/canonical-json.js';
-import type { AgentMessage, ChainStep } from '../clinical/sessions.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
-import { recordFailure, withSpan } from '../observability/tracing.js';
 import { DIFFERENTIAL_VERSION, DifferentialModel } from './differential.js';
 import { INTAKE_VERSION, Lexicon, mergeFindings, runIntake } from './intake.js';
 import { LABS_VERSION, runLabs } from './labs.js';
 import { NARRATIVE_VERSION, runNarrative, type LlmClient } from './narrative.js';
 import { PLAN_VERSION, runPlan } from './plan.js';
 import { runTriage, TRIAGE_VERSION } from './triage.js';
-import type { CaseInput, DifferentialOutput, FindingEvidence, IntakeOutput, LabsOutput, NarrativeOutput, PlanOutput, TriageOutput } from './types.js';
+import type { AgentMessage, CaseInput, ChainStep, DifferentialOutput, FindingEvidence, IntakeOutput, LabsOutput, NarrativeOutput, PlanOutput, TriageOutput } from './types.js';
 
 export const AGENT_VERSIONS = {
   intake: INTAKE_VERSION,
@@ -32,10 +28,15 @@ export const AGENT_VERSIONS = {
 } as const;
 export type AgentName = keyof typeof AGENT_VERSIONS;
 
-// Span name and attributes of each agent's step, built once rather than per step.
-const AGENT_SPANS = Object.fromEntries(
-  Object.entries(AGENT_VERSIONS).map(([name, version]) => [name, { name: `agent ${name}`, attributes: { 'agent.name': name, 'agent.version': version } }]),
-) as Record<AgentName, { name: string; attributes: { 'agent.name': string; 'agent.version': string } }>;
+/**
+ * What the host records around each agent step (a tracing span, say): given to the registry, so
+ * the agents import no observability code. `run` gets a callback to report how the step ended.
+ */
+export interface StepTracer {
+  step<T>(agent: AgentName, version: string, run: (ended: (status: ChainStep['status'], err?: unknown) => void) => Promise<T>): Promise<T>;
+}
+
+export const UNTRACED: StepTracer = { step: (_agent, _version, run) => run(() => undefined) };
 
 export interface Budgets {
   /** Milliseconds per agent; the narrative's also bounds an LLM call. */
@@ -60,6 +61,7 @@ export class AgentRegistry {
     readonly kb: KnowledgeBase,
     readonly llm: LlmClient | null,
     readonly budgets: Budgets,
+    readonly tracer: StepTracer = UNTRACED,
   ) {}
 
   /** Builds every species' tables now (at start), so no request pays for it. */
@@ -99,6 +101,8 @@ export interface OrchestratorResult {
   outputs: Outputs;
   findings: FindingEvidence[];
   steps: ChainStep[];
+  /** Each step as JSON, in order: serialised once, hashed for the digests and stored as is. */
+  stepJson: string[];
   messages: AgentMessage[];
   warnings: string[];
   chainDigest: string;
@@ -107,19 +111,29 @@ export interface OrchestratorResult {
 interface Node<K extends AgentName> {
   name: K;
   deps: AgentName[];
+  /** Agents whose outputs the input is built from (its digest covers their output digests). */
+  reads: AgentName[];
+  /** The case fields the input holds besides those outputs (its digest covers their JSON). */
+  fields: () => unknown;
   input: (o: Outputs) => unknown;
   run: (input: never) => Outputs[K] | Promise<Outputs[K] & { warning?: string }>;
   /** What the answer uses when the agent fails; undefined leaves that part out. */
   fallback?: () => Outputs[K];
 }
 
-const digest = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('hex');
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** The digest of an agent's input, with each upstream output replaced by its digest. */
-function inputDigest(input: unknown, outputDigests: Map<unknown, string>): string {
-  const text = canonicalJson(input, (_key, v) => (typeof v === 'object' && v !== null && outputDigests.has(v) ? { outputDigest: outputDigests.get(v) } : v));
-  return createHash('sha256').update(text).digest('hex');
+/**
+ * The digest of an agent's input: its case fields' JSON, then the output digest of each agent it
+ * reads (or "-" for one that produced nothing). The outputs themselves are not serialised again.
+ */
+function inputDigest(node: Node<AgentName>, outputDigests: ReadonlyMap<AgentName, string>): string {
+  let text = `${node.name}\n${JSON.stringify(node.fields()) ?? 'null'}`;
+  for (const r of node.reads) text += `\n${r}:${outputDigests.get(r) ?? '-'}`;
+  return sha256(text);
 }
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { then?: unknown } | null)?.then === 'function';
 
 class BudgetExceeded extends Error {}
 
@@ -135,17 +149,21 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const { kb } = suite;
   const findingsOf = (o: Outputs) => mergeFindings([...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])]);
   const nodes: Array<Node<AgentName>> = [
-    { name: 'intake', deps: [], input: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
-    { name: 'labs', deps: [], input: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
+    { name: 'intake', deps: [], reads: [], fields: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), input: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
+    { name: 'labs', deps: [], reads: [], fields: () => ({ species: input.species, labs: input.labs }), input: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
     {
       name: 'differential',
       deps: ['intake', 'labs'],
+      reads: ['intake', 'labs'],
+      fields: () => ({ breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered }),
       input: (o) => ({ breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, findings: findingsOf(o) }),
       run: (i: CaseInput & { findings: FindingEvidence[] }) => suite.differential.run(i, i.findings),
     },
     {
       name: 'triage',
       deps: ['intake', 'labs', 'differential'],
+      reads: ['intake', 'labs', 'differential'],
+      fields: () => ({ vitals: input.vitals }),
       input: (o) => ({ vitals: input.vitals, findings: findingsOf(o), differential: o.differential }),
       run: (i: { vitals: CaseInput['vitals']; findings: FindingEvidence[]; differential?: DifferentialOutput }) => runTriage(kb, input.species, i.vitals, i.findings, i.differential),
       // Fail safe: without a triage, the case is treated as an emergency until a person has looked.
@@ -154,12 +172,16 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     {
       name: 'plan',
       deps: ['intake', 'labs', 'differential'],
+      reads: ['intake', 'labs', 'differential'],
+      fields: () => ({ species: input.species, weightKg: input.weightKg, ageYears: input.ageYears, treatments: input.treatments }),
       input: (o) => ({ species: input.species, weightKg: input.weightKg, ageYears: input.ageYears, treatments: input.treatments, findings: findingsOf(o), differential: o.differential }),
       run: (i: Parameters<typeof runPlan>[1] & { findings: FindingEvidence[]; differential?: DifferentialOutput }) => runPlan(kb, i, i.findings, i.differential),
     },
     {
       name: 'narrative',
       deps: ['triage', 'plan'],
+      reads: ['intake', 'labs', 'differential', 'triage', 'plan'],
+      fields: () => ({ species: input.species, breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, weightKg: input.weightKg }),
       input: (o) => ({ patient: { species: input.species, breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, weightKg: input.weightKg }, findings: findingsOf(o), labs: o.labs, triage: o.triage, differential: o.differential, plan: o.plan }),
       // Finding names are reference data (covered by the knowledge-base version), not case input,
       // so they stay out of the step's input digest.
@@ -169,36 +191,37 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
 
   const outputs: Outputs = {};
   const steps: ChainStep[] = [];
+  const stepJson: string[] = [];
   const messages: AgentMessage[] = [];
   const warnings: string[] = [];
   const done = new Set<AgentName>();
-  const outputDigests = new Map<unknown, string>();
+  const outputDigests = new Map<AgentName, string>();
   const stepOutputDigests: string[] = [];
 
-  const runStep = async (node: Node<AgentName>, span: Span): Promise<void> => {
+  const runStep = async (node: Node<AgentName>, ended: (status: ChainStep['status'], err?: unknown) => void): Promise<void> => {
     const agentInput = node.input(outputs);
     const budget = node.name === 'narrative' ? registry.budgets.narrative + 50 : registry.budgets.default;
-    let started = performance.now();
+    // Agents that are ready together run one after another on this thread: each step's
+    // duration starts when it starts, not when its sibling did.
+    const started = performance.now();
     let status: ChainStep['status'] = 'ok';
     let output: unknown;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const result = await Promise.race([
-        Promise.resolve().then(() => {
-          // Agents that are ready together run one after another on this thread: each step's
-          // duration starts when it starts, not when its sibling did.
-          started = performance.now();
-          return (overrides[node.name] ?? node.run)(agentInput as never);
-        }),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BudgetExceeded()), budget))),
-      ]);
+      let result = (overrides[node.name] ?? node.run)(agentInput as never) as unknown;
+      // A synchronous agent cannot be interrupted, so only a pending answer races the budget
+      // (an over-budget synchronous step is reported below).
+      if (isThenable(result)) {
+        result = await Promise.race([result, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BudgetExceeded()), budget)))]);
+      }
       const { warning, ...rest } = (result ?? {}) as { warning?: string };
       if (warning) warnings.push(warning);
       output = rest;
       (outputs as Record<string, unknown>)[node.name] = rest;
+      ended(status);
     } catch (err) {
       status = err instanceof BudgetExceeded ? 'timeout' : 'failed';
-      recordFailure(span, status === 'timeout' ? new Error(`did not finish within ${budget} ms`) : err);
+      ended(status, status === 'timeout' ? new Error(`did not finish within ${budget} ms`) : err);
       warnings.push(`${node.name} agent ${status === 'timeout' ? `did not finish within ${budget} ms` : `failed (${(err as Error).message})`}: ${node.fallback ? 'a fail-safe answer was used' : 'that part of the answer is missing'}`);
       const fallback = node.fallback?.();
       if (fallback !== undefined) (outputs as Record<string, unknown>)[node.name] = fallback;
@@ -207,19 +230,21 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
       clearTimeout(timer);
     }
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    span.setAttribute('agent.status', status);
     if (status === 'ok' && durationMs > budget) warnings.push(`${node.name} agent took ${Math.round(durationMs)} ms, over its ${budget} ms budget`);
-    const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: inputDigest(agentInput, outputDigests), status, durationMs, at: new Date().toISOString(), output };
-    const outputDigest = digest(output);
-    if (typeof output === 'object' && output !== null) outputDigests.set(output, outputDigest);
+    const step: ChainStep = { seq: steps.length + 1, agent: node.name, agentVersion: AGENT_VERSIONS[node.name], inputDigest: inputDigest(node, outputDigests), status, durationMs, at: new Date().toISOString(), output };
+    // The output is serialised once: that text is hashed, and stored inside the step's JSON.
+    const outputText = JSON.stringify(output) ?? 'null';
+    const outputDigest = sha256(outputText);
+    if (output !== null && output !== undefined) outputDigests.set(node.name, outputDigest);
+    const { output: _output, ...head } = step;
+    stepJson.push(`${JSON.stringify(head).slice(0, -1)},"output":${outputText}}`);
     steps.push(step);
     stepOutputDigests.push(outputDigest);
     for (const dep of node.deps) messages.push({ from: dep, to: node.name, kind: 'output', at: step.at, body: { inputDigest: step.inputDigest } });
     done.add(node.name);
     onStep?.(step);
   };
-  // One span per agent step, a child of the span active when orchestrate() was called.
-  const runNode = (node: Node<AgentName>): Promise<void> => withSpan(AGENT_SPANS[node.name].name, AGENT_SPANS[node.name].attributes, (span) => runStep(node, span));
+  const runNode = (node: Node<AgentName>): Promise<void> => registry.tracer.step(node.name, AGENT_VERSIONS[node.name], (ended) => runStep(node, ended));
 
   while (done.size < nodes.length) {
     const ready = nodes.filter((n) => !done.has(n.name) && n.deps.every((d) => done.has(d)));
@@ -227,6 +252,6 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   }
   for (const n of outputs.labs?.notInterpreted ?? []) warnings.push(`Lab ${n.analyte} not interpreted: ${n.reason}`);
   if (input.mediaIds.length > 0) warnings.push(`${input.mediaIds.length} media item(s) attached to the case; images are stored and linked but not interpreted`);
-  const chainDigest = digest(steps.map((s, i) => [s.agent, s.agentVersion, s.inputDigest, s.status, stepOutputDigests[i]]));
-  return { outputs, findings: findingsOf(outputs), steps, messages, warnings, chainDigest };
+  const chainDigest = sha256(JSON.stringify(steps.map((s, i) => [s.agent, s.agentVersion, s.inputDigest, s.status, stepOutputDigests[i]])));
+  return { outputs, findings: findingsOf(outputs), steps, stepJson, messages, warnings, chainDigest };
 }

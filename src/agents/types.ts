@@ -164,3 +164,28 @@ export interface NarrativeOutput {
   text: string;
   generator: 'template' | 'llm';
 }
+
+/** One step of the reasoning chain: which agent ran, on what (digest), and what it produced. */
+export interface ChainStep {
+  seq: number;
+  agent: string;
+  agentVersion: string;
+  /**
+   * sha256 over the JSON of the case fields the agent reads and the output digests of the agents
+   * whose outputs it reads (a Merkle chain: each output is serialised and hashed once).
+   */
+  inputDigest: string;
+  status: 'ok' | 'failed' | 'timeout' | 'skipped';
+  durationMs: number;
+  at: string;
+  output: unknown;
+}
+
+/** A message one agent addressed to another (or to the orchestrator). */
+export interface AgentMessage {
+  from: string;
+  to: string;
+  kind: string;
+  at: string;
+  body: unknown;
+}

@@ -103,7 +103,7 @@ export class ConsultationsService {
     const opening = state.inputs.find((i): i is Opening => (i as Opening).kind === 'opening');
     if (opening === undefined) throw new NotFoundError('Consultation', id);
     const parts = state.inputs.filter((i): i is Added => (i as Added).kind === 'inputs').map(({ kind: _kind, ...rest }) => rest);
-    const assembled = await this.diagnoses.assemble(ctx, { patientId: opening.patientId, patient: opening.patient, encounterId: opening.encounterId }, parts);
+    const assembled = await this.diagnoses.assemble(ctx, { patientId: opening.patientId, patient: opening.patient, encounterId: opening.encounterId }, parts, opts.idem);
     const outcome = await this.diagnoses.run(ctx, assembled, id, opts);
     return { ...outcome, sessionDegraded: outcome.sessionDegraded || sessions.degraded };
   }

@@ -5,15 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { AGENT_VERSIONS, orchestrate, type AgentRegistry, type OrchestratorResult } from '../agents/orchestrator.js';
+import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../agents/orchestrator.js';
 import type { CaseInput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
+import { diagnosisReport, evidenceLinks } from './diagnosis-report.js';
 import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from './errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
 import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
-import type { DiagnosisRecord, EvidenceLink, Page, RequestContext } from './ports.js';
+import type { DiagnosisRecord, Page, RequestContext } from './ports.js';
 import { RecordsService } from './records.js';
 import { SessionMetaCache } from './session-meta-cache.js';
 import type { ChainStep, TrackedSessions } from './sessions.js';
@@ -37,7 +38,11 @@ interface Assembled {
   input: CaseInput;
   patientId: string | null;
   encounterId: string | null;
+  /** The stored response of an earlier request with the same Idempotency-Key: nothing is to run. */
+  replay?: Replayable;
 }
+
+const CREATE_DIAGNOSIS = { action: 'create', entityType: 'diagnosis', entityId: null } as const;
 
 export class DiagnosesService {
   constructor(
@@ -54,16 +59,32 @@ export class DiagnosesService {
     return this.registry.kb;
   }
 
-  /** The case from the request plus, with patientId/encounterId, the stored patient and observations. */
-  async assemble(ctx: RequestContext, req: { patientId?: string; patient?: PatientFacts; encounterId?: string }, parts: CaseFieldsInput[]): Promise<Assembled> {
+  /**
+   * The case from the request plus, with patientId/encounterId, the stored patient and
+   * observations. With an Idempotency-Key the earlier response is looked up in the same read
+   * transaction, before any agent runs: a diagnosis takes one read transaction at most.
+   */
+  async assemble(ctx: RequestContext, req: { patientId?: string; patient?: PatientFacts; encounterId?: string }, parts: CaseFieldsInput[], idem?: Idempotency): Promise<Assembled> {
     const kb = this.registry.kb;
     requireOnePatient(req);
     parts.forEach((p) => checkCaseFields(kb, p));
     let facts: PatientFacts = req.patient ?? { species: '' };
     let base: ReturnType<typeof fromObservations> = { signs: [], vitals: {}, vitalSources: {}, labs: [] };
     const mediaIds = [...new Set(parts.flatMap((p) => p.mediaIds ?? []))];
-    if (req.patientId !== undefined || req.encounterId !== undefined || mediaIds.length > 0) {
-      await this.ops.run(ctx, { action: 'read', entityType: 'patient', entityId: req.patientId ?? null, detail: { purpose: 'diagnosis' } }, async (tx) => {
+    const reads = req.patientId !== undefined || req.encounterId !== undefined || mediaIds.length > 0;
+    if (reads || idem !== undefined) {
+      const draft = reads ? { action: 'read' as const, entityType: 'patient', entityId: req.patientId ?? null, detail: { purpose: 'diagnosis' } } : { ...CREATE_DIAGNOSIS, outcome: 'checked' };
+      const replay = await this.ops.run(ctx, draft, async (tx, d) => {
+        if (idem !== undefined) {
+          const found = await Operations.replayOf(tx, idem);
+          if (found !== null) {
+            // What this transaction did is the replay: its audit event says so.
+            Object.assign(d, CREATE_DIAGNOSIS, { outcome: 'replayed', detail: undefined });
+            return found;
+          }
+          // Nothing to replay and nothing read: no event of its own (the create writes one).
+          if (!reads) d.skipAudit = true;
+        }
         if (req.patientId !== undefined) facts = patientFactsFromRecord(await RecordsService.live(tx, 'patient', req.patientId, 'Patient'));
         if (req.encounterId !== undefined) {
           const enc = await RecordsService.live(tx, 'encounter', req.encounterId, 'Encounter');
@@ -84,7 +105,9 @@ export class DiagnosesService {
             throw err instanceof NotFoundError ? new UnprocessableError('invalid-reference', `mediaIds: ${id} does not name media of this clinic`, { field: 'mediaIds' }) : err;
           });
         }
+        return null;
       });
+      if (replay !== null) return { input: null as unknown as CaseInput, patientId: req.patientId ?? null, encounterId: req.encounterId ?? null, replay };
     }
     const species = checkSpecies(kb, facts.species, req.patientId !== undefined ? 'patient species' : 'patient.species');
     // Stored observations are not re-checked: one in a unit the agents cannot convert is kept
@@ -101,7 +124,8 @@ export class DiagnosesService {
   async diagnose(ctx: RequestContext, req: DiagnosisRequest, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
     requireWriter(ctx);
     const { patientId, patient, encounterId, consultationId, ...fields } = req;
-    const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields]);
+    const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields], opts.idem);
+    if (assembled.replay !== undefined) return { response: assembled.replay, sessionDegraded: false };
     if (consultationId !== undefined) {
       // Checked before the agents run: the consultation exists for this clinic and is about
       // the same patient, so a chain is never appended to another patient's session.
@@ -114,17 +138,19 @@ export class DiagnosesService {
     return this.run(ctx, assembled, consultationId ?? null, opts);
   }
 
-  /** Runs the agents on an assembled case and persists the result; shared with consultations. */
+  /**
+   * Runs the agents on an assembled case and persists the result in one write transaction;
+   * shared with consultations. The report is serialised once: that text is stored and sent.
+   */
   async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
+    if (assembled.replay !== undefined) return { response: assembled.replay, sessionDegraded: false };
     const sessions = this.sessions();
-    const known = await this.ops.replayIfKnown(ctx, { action: 'create', entityType: 'diagnosis', entityId: null }, opts.idem);
-    if (known !== null) return { response: known, sessionDegraded: false };
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();
     const now = new Date().toISOString();
     const result = await orchestrate(this.registry, assembled.input, { onStep: opts.onStep });
     this.metrics.agentSteps(result.steps);
-    const working = { steps: result.steps, messages: result.messages };
+    const working = { steps: result.steps, encodedSteps: result.stepJson, messages: result.messages };
     if (consultationId === null) {
       // A one-shot diagnosis: its session is created with the chain in one operation (nobody
       // knows its id before the answer).
@@ -148,7 +174,8 @@ export class DiagnosesService {
       kbVersion: this.registry.kb.version,
       sessionStore: sessions.degraded ? 'memory-fallback' : sessions.kind,
     });
-    const response = await this.ops.create(ctx, { action: 'create', entityType: 'diagnosis', entityId: null }, opts.idem, async (tx, draft) => {
+    const reportJson = JSON.stringify(diagnosis);
+    const response = await this.ops.create(ctx, { ...CREATE_DIAGNOSIS }, opts.idem, async (tx, draft) => {
       draft.entityId = id;
       if (assembled.patientId !== null) draft.detail = { patientId: assembled.patientId };
       const record: DiagnosisRecord = {
@@ -162,6 +189,7 @@ export class DiagnosesService {
         kbVersion: this.registry.kb.version,
         input: assembled.input,
         report: diagnosis,
+        reportJson,
         createdAt,
       };
       await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input, this.registry.kb), {
@@ -173,7 +201,7 @@ export class DiagnosesService {
         sessionId,
         recordedAt: createdAt,
       });
-      return { status: 201, body: diagnosis, location: `/v1/diagnoses/${id}` };
+      return { status: 201, body: diagnosis, bodyJson: reportJson, location: `/v1/diagnoses/${id}` };
     });
     // A replay returns the first request's report; only a new commit changes the triage mix.
     if (response.replayed !== true) this.metrics.diagnosisRecorded(diagnosis.triage.level);
@@ -217,83 +245,4 @@ export class DiagnosesService {
       return { items: page.items.map((d) => d.report as Diagnosis), nextCursor: page.nextCursor };
     });
   }
-}
-
-export interface ReportParts {
-  id: string;
-  createdAt: string;
-  requestId: string;
-  patientId: string | null;
-  encounterId: string | null;
-  sessionId: string;
-  input: CaseInput;
-  result: OrchestratorResult;
-  kbVersion: string;
-  /** redis, memory, or memory-fallback when Redis was unreachable (the report then says so). */
-  sessionStore: string;
-}
-
-/** The report a diagnosis answers with and stores: the agents' outputs and their provenance. */
-export function diagnosisReport(p: ReportParts): Diagnosis {
-  const o = p.result.outputs;
-  const degraded = p.sessionStore === 'memory-fallback';
-  return {
-    id: p.id,
-    createdAt: p.createdAt,
-    patientId: p.patientId,
-    encounterId: p.encounterId,
-    consultationId: p.sessionId,
-    species: p.input.species,
-    triage: o.triage ?? { level: 'emergency', reasons: [] },
-    differentials: o.differential?.differentials ?? [],
-    findings: p.result.findings,
-    labs: o.labs?.results ?? [],
-    plan: o.plan ?? null,
-    narrative: o.narrative ?? null,
-    warnings: [...p.result.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
-    provenance: { knowledgeBaseVersion: p.kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: p.result.chainDigest, requestId: p.requestId, sessionStore: p.sessionStore },
-  };
-}
-
-/** An evidence link for every conclusion: each differential, the triage level and each plan item. */
-export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
-  const links: EvidenceLink[] = [];
-  const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
-    Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
-  for (const d of r.outputs.differential?.differentials ?? []) {
-    for (const e of d.evidence) {
-      links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: e.source.kind, evidenceRef: e.source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(e.source) }, weight: e.weight });
-    }
-    if (d.evidence.length === 0) links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: 'prior', evidenceRef: 'knowledge-base', finding: null, detail: { probability: d.probability, note: 'ranked on prior and signalment alone' }, weight: null });
-  }
-  const top = r.outputs.differential?.differentials[0]?.code;
-  for (const id of input.mediaIds) {
-    links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail: { interpreted: false }, weight: null });
-  }
-  const triage = r.outputs.triage;
-  for (const reason of triage?.reasons ?? []) {
-    links.push({
-      conclusionType: 'triage',
-      conclusionCode: triage!.level,
-      evidenceKind: reason.source?.kind ?? 'rule',
-      evidenceRef: reason.source?.ref ?? 'differential',
-      finding: null,
-      detail: { reasonLevel: reason.level, reason: reason.reason, ...(reason.basis ? { basis: reason.basis } : {}), ...(reason.source ? detailOf(reason.source) : {}) },
-      weight: null,
-    });
-  }
-  const plan = r.outputs.plan;
-  for (const t of plan?.tests ?? []) for (const c of t.forConditions) links.push({ conclusionType: 'plan', conclusionCode: `test:${t.test}`, evidenceKind: 'condition', evidenceRef: c, finding: null, detail: {}, weight: null });
-  for (const t of plan?.treatments ?? []) {
-    links.push({ conclusionType: 'plan', conclusionCode: `treatment:${t.drug}`, evidenceKind: t.forCondition ? 'condition' : 'request', evidenceRef: t.forCondition ?? 'treatments', finding: null, detail: { role: t.role, sources: t.doses.map((d) => d.source) }, weight: null });
-  }
-  for (const t of plan?.toxins ?? []) {
-    const finding = kb.toxins.find((x) => x.code === t.toxin)?.exposureFinding;
-    const exposure = r.findings.find((f) => f.present && f.code === finding);
-    links.push({ conclusionType: 'plan', conclusionCode: `toxin:${t.toxin}`, evidenceKind: exposure?.source.kind ?? 'finding', evidenceRef: exposure?.source.ref ?? t.toxin, finding: exposure?.code ?? null, detail: { doses: t.doses, ...(exposure ? detailOf(exposure.source) : {}) }, weight: null });
-  }
-  for (const b of plan?.blocked ?? []) {
-    links.push({ conclusionType: 'plan', conclusionCode: `blocked:${b.drug}`, evidenceKind: 'knowledge', evidenceRef: b.source, finding: null, detail: { reason: b.reason, because: b.because }, weight: null });
-  }
-  return links;
 }

@@ -15,6 +15,8 @@ export interface AuditDraft {
   entityId: string | null;
   outcome?: string;
   detail?: Record<string, string | number | boolean | null>;
+  /** Set by a transaction that turned out to do nothing worth an event of its own. */
+  skipAudit?: boolean;
 }
 
 export interface Idempotency {
@@ -52,32 +54,13 @@ export class Operations {
   constructor(readonly store: ClinicalStore) {}
 
   /** The stored response for this key, or null; 422 when the key came with another request. */
-  private static async previous(tx: ClinicalTx, d: AuditDraft, idem: Idempotency): Promise<Replayable | null> {
+  static async replayOf(tx: ClinicalTx, idem: Idempotency): Promise<Replayable | null> {
     const previous = await tx.findIdempotent(idem.key);
     if (previous === null) return null;
     if (previous.requestHash !== idem.requestHash) {
       throw new UnprocessableError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request');
     }
-    d.outcome = 'replayed';
     return { ...previous.response, replayed: true };
-  }
-
-  /**
-   * For creates whose work comes before their transaction (a diagnosis runs its agents first):
-   * the stored response when the key was already used, so a retry does none of that work.
-   */
-  async replayIfKnown(ctx: RequestContext, draft: AuditDraft, idem: Idempotency | undefined): Promise<Replayable | null> {
-    if (idem === undefined) return null;
-    try {
-      return await this.store.inClinic(ctx, async (tx) => {
-        const found = await Operations.previous(tx, draft, idem);
-        if (found !== null) await tx.audit({ ...draft, outcome: 'replayed' });
-        return found;
-      });
-    } catch (err) {
-      if (err instanceof DomainError) await this.store.inClinic(ctx, (tx) => tx.audit({ ...draft, outcome: err.type })).catch(() => undefined);
-      throw err;
-    }
   }
 
   /** Runs fn in one transaction with its audit event; refusals are audited after rollback. */
@@ -85,7 +68,10 @@ export class Operations {
     try {
       return await this.store.inClinic(ctx, async (tx) => {
         const result = await fn(tx, draft);
-        await tx.audit({ ...draft, outcome: draft.outcome ?? 'success' });
+        if (draft.skipAudit !== true) {
+          const { skipAudit: _skip, ...entry } = draft;
+          await tx.audit({ ...entry, outcome: draft.outcome ?? 'success' });
+        }
         return result;
       });
     } catch (err) {
@@ -108,8 +94,11 @@ export class Operations {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.run(ctx, draft, async (tx, d) => {
-          const previous = await Operations.previous(tx, d, idem);
-          if (previous !== null) return previous;
+          const previous = await Operations.replayOf(tx, idem);
+          if (previous !== null) {
+            d.outcome = 'replayed';
+            return previous;
+          }
           const response = await fn(tx, d);
           await tx.saveIdempotent(idem.key, idem.requestHash, response);
           return response;

@@ -91,6 +91,8 @@ export interface PatientFilter {
 export interface StoredResponse {
   status: number;
   body: unknown;
+  /** The body already serialised (the text the database also stores): sent as it is. */
+  bodyJson?: string;
   etag?: string;
   location?: string;
 }
@@ -125,6 +127,8 @@ export interface DiagnosisRecord {
   kbVersion: string;
   input: unknown;
   report: unknown;
+  /** The report as JSON text, when the caller already has it: stored as it is. */
+  reportJson?: string;
   createdAt: Date;
 }
 

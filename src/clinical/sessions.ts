@@ -4,30 +4,9 @@
  * clinical store. Adapters: Redis (shared across instances) and in-process (embedded default).
  */
 
-/** One step of the reasoning chain: which agent ran, on what (digest), and what it produced. */
-export interface ChainStep {
-  seq: number;
-  agent: string;
-  agentVersion: string;
-  /**
-   * sha256 of the canonical JSON of the agent's input, where an upstream agent's output is
-   * written as its own digest (a Merkle chain: each output is hashed once).
-   */
-  inputDigest: string;
-  status: 'ok' | 'failed' | 'timeout' | 'skipped';
-  durationMs: number;
-  at: string;
-  output: unknown;
-}
+import type { AgentMessage, ChainStep } from '../agents/types.js';
 
-/** A message one agent addressed to another (or to the orchestrator). */
-export interface AgentMessage {
-  from: string;
-  to: string;
-  kind: string;
-  at: string;
-  body: unknown;
-}
+export type { AgentMessage, ChainStep };
 
 export interface SessionMeta {
   id: string;
@@ -52,6 +31,11 @@ export interface SessionState {
 
 export interface SessionWrite {
   steps?: ChainStep[];
+  /**
+   * The same steps as the orchestrator already encoded them (stepJson), stored as given instead
+   * of being serialised again; when present it stands for `steps`.
+   */
+  encodedSteps?: string[];
   messages?: AgentMessage[];
   inputs?: unknown[];
 }

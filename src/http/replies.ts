@@ -22,6 +22,8 @@ export function sendStored(reply: FastifyReply, res: Replayable): FastifyReply {
   if (res.etag !== undefined) reply.header('etag', res.etag);
   if (res.location !== undefined) reply.header('location', res.location);
   if (res.replayed) reply.header('idempotent-replayed', 'true');
+  // A body serialised once by the service goes out as that text, not through the serialiser again.
+  if (res.bodyJson !== undefined) return reply.code(res.status).type('application/json; charset=utf-8').send(res.bodyJson);
   return reply.code(res.status).send(res.body);
 }
 

@@ -234,3 +234,19 @@ export function requestTraceId(ctx: Context | null, traceparent: string | string
   }
   return traceIdFromHeader(traceparent) ?? randomTraceId();
 }
+
+/**
+ * One span per agent step ("agent <name>", a child of the active span), with the step's status
+ * and, for a failed or timed-out step, the error: the orchestrator's StepTracer.
+ */
+export const agentStepSpans = {
+  step<T>(agent: string, version: string, run: (ended: (status: string, err?: unknown) => void) => Promise<T>): Promise<T> {
+    if (tracer === null) return run(() => undefined);
+    return withSpan(`agent ${agent}`, { 'agent.name': agent, 'agent.version': version }, (span) =>
+      run((status, err) => {
+        span.setAttribute('agent.status', status);
+        if (err !== undefined) recordFailure(span, err);
+      }),
+    );
+  },
+};

@@ -142,7 +142,7 @@ export function storeContract(name: string, open: () => Promise<Harness>, { skip
       const bad = uuidv7();
       // The provenance row violates NOT NULL after the report and evidence were written.
       await assert.rejects(store.inClinic(a, (tx) => tx.insertDiagnosis(diagnosis(bad), evidence, { ...provenance, requestId: null as unknown as string })));
-      const left = await h.db.query<{ n: number }>('SELECT (SELECT count(*) FROM diagnoses WHERE id = $1) + (SELECT count(*) FROM diagnosis_evidence WHERE diagnosis_id = $1) AS n', [bad]);
+      const left = await h.db.query<{ n: number }>('SELECT (SELECT count(*) FROM diagnoses WHERE id = $1) + (SELECT count(*) FROM diagnosis_provenance WHERE diagnosis_id = $1) + (SELECT count(*) FROM diagnosis_evidence WHERE diagnosis_id = $1) AS n', [bad]);
       assert.equal(Number(left[0]!.n), 0);
     });
 

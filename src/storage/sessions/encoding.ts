@@ -1,4 +1,4 @@
-import type { ChainStep } from '../../clinical/sessions.js';
+import type { ChainStep, SessionWrite } from '../../clinical/sessions.js';
 
 /**
  * What both session adapters share, so a session behaves the same whichever holds it: values
@@ -9,6 +9,15 @@ import type { ChainStep } from '../../clinical/sessions.js';
 /** undefined has no JSON form; it is stored as null so a list keeps its positions. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
+}
+
+/** A batch's values as the JSON both adapters store; steps the orchestrator encoded are kept as they are. */
+export function encodeBatch(batch: SessionWrite | undefined): { inputs: string[]; steps: string[]; messages: string[] } {
+  return {
+    inputs: (batch?.inputs ?? []).map(toJson),
+    steps: batch?.encodedSteps ?? (batch?.steps ?? []).map(toJson),
+    messages: (batch?.messages ?? []).map(toJson),
+  };
 }
 
 export function ttlMillis(ttlSeconds: number): number {

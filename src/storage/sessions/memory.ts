@@ -9,7 +9,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
-import { resultsOf, toJson, ttlMillis } from './encoding.js';
+import { encodeBatch, resultsOf, toJson, ttlMillis } from './encoding.js';
 
 export interface MemorySessionStoreOptions {
   /** Most sessions held at once (default 10,000). */
@@ -110,9 +110,7 @@ export class MemorySessionStore implements SessionStore {
 
   /** A new entry: `e` with the batch appended; throws, changing nothing, if it would not fit. */
   private appended(sessionId: string, e: Entry, batch: SessionWrite): Entry {
-    const inputs = (batch.inputs ?? []).map(toJson);
-    const steps = (batch.steps ?? []).map(toJson);
-    const messages = (batch.messages ?? []).map(toJson);
+    const { inputs, steps, messages } = encodeBatch(batch);
     let bytes = e.bytes;
     for (const s of [...inputs, ...steps, ...messages]) bytes += sizeOf(s);
     this.checkSize(sessionId, bytes);

@@ -15,7 +15,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
 import { withSpan } from '../../observability/tracing.js';
-import { resultsOf, toJson, ttlMillis } from './encoding.js';
+import { encodeBatch, resultsOf, ttlMillis } from './encoding.js';
 
 /**
  * Options for a request path: a dead or hung Redis must fail in milliseconds so the caller can
@@ -100,9 +100,7 @@ function metaOf(h: Record<string, string>, clinicId: string, sessionId: string):
 
 /** WRITE_SCRIPT's ARGV for one batch. */
 function writeArgs(ttlMs: number, batch: SessionWrite): (string | number)[] {
-  const inputs = (batch.inputs ?? []).map(toJson);
-  const steps = (batch.steps ?? []).map(toJson);
-  const messages = (batch.messages ?? []).map(toJson);
+  const { inputs, steps, messages } = encodeBatch(batch);
   return [ttlMs, new Date().toISOString(), inputs.length, steps.length, messages.length, ...inputs, ...steps, ...messages];
 }
 
@@ -152,14 +150,15 @@ export class RedisSessionStore implements SessionStore {
       // existence check, and a MULTI cannot recover from a script cache emptied by a restart or
       // a failover), so a one-shot diagnosis costs one round trip.
       const tx = this.client.multi().del(...keyList(k)).hset(k.meta, fields).pexpire(k.meta, ttl);
-      const lists: Array<[string, unknown[] | undefined]> = [
-        [k.inputs, initial?.inputs],
-        [k.chain, initial?.steps],
-        [k.messages, initial?.messages],
+      const first = encodeBatch(initial);
+      const lists: Array<[string, string[]]> = [
+        [k.inputs, first.inputs],
+        [k.chain, first.steps],
+        [k.messages, first.messages],
       ];
       for (const [key, values] of lists) {
-        if (values === undefined || values.length === 0) continue;
-        tx.rpush(key, ...values.map(toJson)).pexpire(key, ttl);
+        if (values.length === 0) continue;
+        tx.rpush(key, ...values).pexpire(key, ttl);
       }
       failOnReplyError(await tx.exec());
     });

@@ -1,6 +1,7 @@
 /** SQL for diagnostic reports, evidence links and provenance (used by the clinical transaction). */
 import type { DiagnosisRecord, EvidenceLink, Page, ProvenanceRecord } from '../../clinical/ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeEvidence, encodeEvidence } from './evidence-codec.js';
 import type { SqlTx } from './executor.js';
 
 interface DiagnosisRow {
@@ -31,21 +32,17 @@ const toDiagnosis = (r: DiagnosisRow): DiagnosisRecord => ({
   createdAt: r.created_at,
 });
 
-/** The report, its evidence rows and its provenance in ONE statement (one round trip). */
+/** The report and its provenance with the evidence, in ONE statement (one round trip). */
 export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
-  // Data-modifying CTEs all run; the foreign keys from evidence and provenance to the report
-  // are checked at the end of the statement, when the report row exists.
+  // Data-modifying CTEs all run; the foreign key from provenance to the report is checked at
+  // the end of the statement, when the report row exists.
   await tx.query(
     `WITH report AS (
        INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-     ), evidence AS (
-       INSERT INTO diagnosis_evidence (clinic_id, diagnosis_id, seq, conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight)
-       SELECT $1, $2, x.seq, x.conclusion_type, x.conclusion_code, x.evidence_kind, x.evidence_ref, x.finding, x.detail, x.weight
-       FROM jsonb_to_recordset($13::jsonb) AS x(seq int, conclusion_type text, conclusion_code text, evidence_kind text, evidence_ref text, finding text, detail jsonb, weight double precision)
      )
-     INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at)
-     VALUES ($1, $2, $14, $15, $16, $17, $18, $19, $20)`,
+     INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence)
+     VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20)`,
     [
       clinicId,
       d.id,
@@ -57,20 +54,8 @@ export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisR
       d.topCondition,
       d.kbVersion,
       JSON.stringify(d.input),
-      JSON.stringify(d.report),
+      d.reportJson ?? JSON.stringify(d.report),
       d.createdAt,
-      JSON.stringify(
-        evidence.map((e, i) => ({
-          seq: i + 1,
-          conclusion_type: e.conclusionType,
-          conclusion_code: e.conclusionCode,
-          evidence_kind: e.evidenceKind,
-          evidence_ref: e.evidenceRef,
-          finding: e.finding,
-          detail: e.detail,
-          weight: e.weight,
-        })),
-      ),
       JSON.stringify(p.agents),
       p.kbVersion,
       p.chainDigest,
@@ -78,6 +63,7 @@ export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisR
       p.requestId,
       p.sessionId,
       p.recordedAt,
+      encodeEvidence(evidence),
     ],
   );
 }
@@ -101,17 +87,20 @@ export async function listDiagnoses(tx: SqlTx, clinicId: string, patientId: stri
 }
 
 export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null> {
-  const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date }>(
-    'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
+  const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date; evidence: unknown }>(
+    'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
     [clinicId, id],
   );
   if (p === undefined) return null;
+  const provenance = { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at };
+  if (p.evidence !== null) return { provenance, evidence: decodeEvidence(p.evidence) };
+  // Written before migration 4: one row per evidence link.
   const rows = await tx.query<{ conclusion_type: EvidenceLink['conclusionType']; conclusion_code: string; evidence_kind: string; evidence_ref: string; finding: string | null; detail: Record<string, unknown>; weight: number | null }>(
     'SELECT conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight FROM diagnosis_evidence WHERE clinic_id = $1 AND diagnosis_id = $2 ORDER BY seq',
     [clinicId, id],
   );
   return {
-    provenance: { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at },
+    provenance,
     evidence: rows.map((r) => ({ conclusionType: r.conclusion_type, conclusionCode: r.conclusion_code, evidenceKind: r.evidence_kind, evidenceRef: r.evidence_ref, finding: r.finding, detail: r.detail, weight: r.weight })),
   };
 }

@@ -31,10 +31,26 @@ function unavailable(err: unknown): never {
   throw err;
 }
 
+/**
+ * Statement names: each distinct parameterised SQL text is prepared once per connection and then
+ * only bound and executed, instead of parsed and planned on every call (the write of a diagnosis
+ * is a four-table CTE). The texts are the repositories' own, a small finite set (filters combine
+ * a few fixed fragments), so the map stays small; a name is never reused for another text.
+ */
+const statementNames = new Map<string, string>();
+const MAX_NAMED_STATEMENTS = 500;
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) statementNames.set(text, (name = `ap${statementNames.size + 1}`));
+  return name;
+}
+
 function batchConnection(client: pg.PoolClient): BatchConnection {
   return {
     identity: client,
-    query: async <R>(text: string, params?: readonly unknown[]) => (await client.query(text, params as unknown[])).rows as R[],
+    query: async <R>(text: string, params?: readonly unknown[]) =>
+      (params === undefined || params.length === 0 ? await client.query(text) : await client.query({ name: statementName(text), text, values: params as unknown[] })).rows as R[],
     exec: async (sql: string) => {
       await client.query(sql);
     },

@@ -346,13 +346,11 @@ class SqlClinicalTx implements ClinicalTx {
   }
 
   async saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void> {
-    await this.tx.query('INSERT INTO idempotency_keys (clinic_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)', [
-      this.clinicId,
-      key,
-      requestHash,
-      response.status,
-      JSON.stringify(response),
-    ]);
+    // A body already serialised is stored as that text rather than serialised a second time.
+    const { bodyJson, body, ...rest } = response;
+    // "body" comes last, so its null can be cut off and the stored text put in its place.
+    const text = bodyJson === undefined ? JSON.stringify({ ...rest, body }) : `${JSON.stringify({ ...rest, body: null }).slice(0, -'null}'.length)}${bodyJson}}`;
+    await this.tx.query('INSERT INTO idempotency_keys (clinic_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)', [this.clinicId, key, requestHash, response.status, text]);
   }
 }
 

@@ -1,0 +1,89 @@
+/**
+ * The report a diagnosis answers with and stores, and the evidence link behind each of its
+ * conclusions: pure functions of the agents' output and the case, shared by the service and the
+ * seed script.
+ */
+import { AGENT_VERSIONS, type OrchestratorResult } from '../agents/orchestrator.js';
+import type { CaseInput } from '../agents/types.js';
+import type { KnowledgeBase } from '../knowledge/load.js';
+import type { Diagnosis } from './diagnosis-schemas.js';
+import type { EvidenceLink } from './ports.js';
+
+export interface ReportParts {
+  id: string;
+  createdAt: string;
+  requestId: string;
+  patientId: string | null;
+  encounterId: string | null;
+  sessionId: string;
+  input: CaseInput;
+  result: OrchestratorResult;
+  kbVersion: string;
+  /** redis, memory, or memory-fallback when Redis was unreachable (the report then says so). */
+  sessionStore: string;
+}
+
+/** The report a diagnosis answers with and stores: the agents' outputs and their provenance. */
+export function diagnosisReport(p: ReportParts): Diagnosis {
+  const o = p.result.outputs;
+  const degraded = p.sessionStore === 'memory-fallback';
+  return {
+    id: p.id,
+    createdAt: p.createdAt,
+    patientId: p.patientId,
+    encounterId: p.encounterId,
+    consultationId: p.sessionId,
+    species: p.input.species,
+    triage: o.triage ?? { level: 'emergency', reasons: [] },
+    differentials: o.differential?.differentials ?? [],
+    findings: p.result.findings,
+    labs: o.labs?.results ?? [],
+    plan: o.plan ?? null,
+    narrative: o.narrative ?? null,
+    warnings: [...p.result.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
+    provenance: { knowledgeBaseVersion: p.kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: p.result.chainDigest, requestId: p.requestId, sessionStore: p.sessionStore },
+  };
+}
+
+/** An evidence link for every conclusion: each differential, the triage level and each plan item. */
+export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
+  const links: EvidenceLink[] = [];
+  const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
+    Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
+  for (const d of r.outputs.differential?.differentials ?? []) {
+    for (const e of d.evidence) {
+      links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: e.source.kind, evidenceRef: e.source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(e.source) }, weight: e.weight });
+    }
+    if (d.evidence.length === 0) links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: 'prior', evidenceRef: 'knowledge-base', finding: null, detail: { probability: d.probability, note: 'ranked on prior and signalment alone' }, weight: null });
+  }
+  const top = r.outputs.differential?.differentials[0]?.code;
+  for (const id of input.mediaIds) {
+    links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail: { interpreted: false }, weight: null });
+  }
+  const triage = r.outputs.triage;
+  for (const reason of triage?.reasons ?? []) {
+    links.push({
+      conclusionType: 'triage',
+      conclusionCode: triage!.level,
+      evidenceKind: reason.source?.kind ?? 'rule',
+      evidenceRef: reason.source?.ref ?? 'differential',
+      finding: null,
+      detail: { reasonLevel: reason.level, reason: reason.reason, ...(reason.basis ? { basis: reason.basis } : {}), ...(reason.source ? detailOf(reason.source) : {}) },
+      weight: null,
+    });
+  }
+  const plan = r.outputs.plan;
+  for (const t of plan?.tests ?? []) for (const c of t.forConditions) links.push({ conclusionType: 'plan', conclusionCode: `test:${t.test}`, evidenceKind: 'condition', evidenceRef: c, finding: null, detail: {}, weight: null });
+  for (const t of plan?.treatments ?? []) {
+    links.push({ conclusionType: 'plan', conclusionCode: `treatment:${t.drug}`, evidenceKind: t.forCondition ? 'condition' : 'request', evidenceRef: t.forCondition ?? 'treatments', finding: null, detail: { role: t.role, sources: t.doses.map((d) => d.source) }, weight: null });
+  }
+  for (const t of plan?.toxins ?? []) {
+    const finding = kb.toxins.find((x) => x.code === t.toxin)?.exposureFinding;
+    const exposure = r.findings.find((f) => f.present && f.code === finding);
+    links.push({ conclusionType: 'plan', conclusionCode: `toxin:${t.toxin}`, evidenceKind: exposure?.source.kind ?? 'finding', evidenceRef: exposure?.source.ref ?? t.toxin, finding: exposure?.code ?? null, detail: { doses: t.doses, ...(exposure ? detailOf(exposure.source) : {}) }, weight: null });
+  }
+  for (const b of plan?.blocked ?? []) {
+    links.push({ conclusionType: 'plan', conclusionCode: `blocked:${b.drug}`, evidenceKind: 'knowledge', evidenceRef: b.source, finding: null, detail: { reason: b.reason, because: b.because }, weight: null });
+  }
+  return links;
+}
