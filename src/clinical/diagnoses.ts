@@ -192,7 +192,7 @@ export class DiagnosesService {
         reportJson,
         createdAt,
       };
-      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input, this.registry.kb), {
+      const provenance = {
         agents: { ...AGENT_VERSIONS },
         kbVersion: this.registry.kb.version,
         chainDigest: result.chainDigest,
@@ -200,7 +200,10 @@ export class DiagnosesService {
         requestId: ctx.requestId,
         sessionId,
         recordedAt: createdAt,
-      });
+      };
+      // The audit event goes in the same statement as the report; the operation writes no other.
+      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input, this.registry.kb), provenance, { ...draft, outcome: draft.outcome ?? 'success' });
+      draft.skipAudit = true;
       return { status: 201, body: diagnosis, bodyJson: reportJson, location: `/v1/diagnoses/${id}` };
     });
     // A replay returns the first request's report; only a new commit changes the triage mix.

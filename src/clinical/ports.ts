@@ -161,7 +161,8 @@ export interface ClinicalTx {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>>;
 
-  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord): Promise<void>;
+  /** The report, its evidence and provenance; with `audit`, that event too, all in one statement. */
+  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord, audit?: AuditEntry): Promise<void>;
   getDiagnosis(id: string): Promise<DiagnosisRecord | null>;
   listDiagnoses(patientId: string, limit: number, cursor?: string): Promise<Page<DiagnosisRecord>>;
   diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null>;

@@ -56,6 +56,15 @@ export class AuditWriter {
   constructor(private readonly writer: string) {}
 
   async append(tx: SqlTx, ctx: RequestContext, entry: AuditEntry): Promise<void> {
+    await this.appendWith(tx, ctx, entry, { ctes: [], params: [] });
+  }
+
+  /**
+   * Appends the event in the same statement as other writes given as data-modifying CTEs
+   * (`name AS (INSERT ...)`, numbering their parameters from $1): one round trip for a write
+   * and its audit event.
+   */
+  async appendWith(tx: SqlTx, ctx: RequestContext, entry: AuditEntry, writes: { ctes: string[]; params: unknown[] }): Promise<void> {
     const head = this.pending.get(tx.txn) ?? this.committed.get(tx.connection);
     const chainId = head?.chainId ?? uuidv7();
     const row: AuditRow = {
@@ -76,17 +85,20 @@ export class AuditWriter {
     };
     const prevHash = head?.hash ?? GENESIS;
     const hash = eventHash(prevHash, row);
-    // One round trip: upsert the chain head and insert the event.
+    const n = writes.params.length;
+    const $ = (i: number) => `$${n + i}`;
+    // One round trip: upsert the chain head and insert the event (after the caller's writes).
     await tx.query(
-      `WITH chain AS (
+      `WITH ${writes.ctes.map((c) => `${c}, `).join('')}chain AS (
          INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
-         VALUES ($1, $15, $4, $2, $14)
+         VALUES (${$(1)}, ${$(15)}, ${$(4)}, ${$(2)}, ${$(14)})
          ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
          RETURNING chain_id
        )
        INSERT INTO audit_events (chain_id, seq, id, occurred_at, clinic_id, principal_id, role, action, entity_type, entity_id, outcome, request_id, source_ip, detail, prev_hash, hash)
-       SELECT chain_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $16, $17, $14 FROM chain`,
+       SELECT chain_id, ${[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 14].map($).join(', ')} FROM chain`,
       [
+        ...writes.params,
         row.chainId,
         row.seq,
         row.id,

@@ -32,18 +32,24 @@ const toDiagnosis = (r: DiagnosisRow): DiagnosisRecord => ({
   createdAt: r.created_at,
 });
 
-/** The report and its provenance with the evidence, in ONE statement (one round trip). */
-export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
-  // Data-modifying CTEs all run; the foreign key from provenance to the report is checked at
-  // the end of the statement, when the report row exists.
-  await tx.query(
-    `WITH report AS (
+/**
+ * The report and its provenance with the evidence, as data-modifying CTEs for one statement
+ * (the audit event joins them: see AuditWriter.appendWith). The foreign key from provenance to
+ * the report is checked at the end of the statement, when the report row exists.
+ */
+export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): { ctes: string[]; params: unknown[] } {
+  return {
+    ctes: [
+      `report AS (
        INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-     )
-     INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence)
-     VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20)`,
-    [
+     )`,
+      `provenance AS (
+       INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence)
+       VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20)
+     )`,
+    ],
+    params: [
       clinicId,
       d.id,
       d.patientId,
@@ -65,7 +71,13 @@ export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisR
       p.recordedAt,
       encodeEvidence(evidence),
     ],
-  );
+  };
+}
+
+/** The same writes without an audit event, in one statement. */
+export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
+  const { ctes, params } = diagnosisWrites(clinicId, d, evidence, p);
+  await tx.query(`WITH ${ctes.join(', ')} SELECT 1`, params);
 }
 
 const COLUMNS = 'id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at';

@@ -321,8 +321,9 @@ class SqlClinicalTx implements ClinicalTx {
     return page(events, filter.limit, (last) => [last.occurredAt.toISOString(), last.id]);
   }
 
-  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord): Promise<void> {
-    return diagnosisSql.insertDiagnosis(this.tx, this.clinicId, d, evidence, provenance);
+  insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord, audit?: AuditEntry): Promise<void> {
+    if (audit === undefined) return diagnosisSql.insertDiagnosis(this.tx, this.clinicId, d, evidence, provenance);
+    return this.auditWriter.appendWith(this.tx, this.ctx, audit, diagnosisSql.diagnosisWrites(this.clinicId, d, evidence, provenance));
   }
 
   getDiagnosis(id: string): Promise<DiagnosisRecord | null> {
