@@ -9,7 +9,7 @@ import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../agents/orche
 import type { CaseInput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
-import { diagnosisReport, evidenceLinks } from './diagnosis-report.js';
+import { diagnosisReport, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from './diagnosis-report.js';
 import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from './errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
@@ -201,8 +201,9 @@ export class DiagnosesService {
         sessionId,
         recordedAt: createdAt,
       };
-      // The audit event goes in the same statement as the report; the operation writes no other.
-      await tx.insertDiagnosis(record, evidenceLinks(result, assembled.input, this.registry.kb), provenance, { ...draft, outcome: draft.outcome ?? 'success' });
+      // Only the evidence the report does not itself carry is stored beside it (the trace derives
+      // the rest from the report); the audit event goes in the same statement.
+      await tx.insertDiagnosis(record, evidenceBesideReport(result, this.registry.kb), provenance, { ...draft, outcome: draft.outcome ?? 'success' });
       draft.skipAudit = true;
       return { status: 201, body: diagnosis, bodyJson: reportJson, location: `/v1/diagnoses/${id}` };
     });
@@ -225,7 +226,8 @@ export class DiagnosesService {
       const t = d === null ? null : await tx.diagnosisTrace(id);
       if (d === null || t === null) throw new NotFoundError('Diagnosis', id);
       const conclusions = new Map<string, { type: string; code: string; evidence: unknown[] }>();
-      for (const e of t.evidence) {
+      const evidence = t.besideReport ? reportEvidence(d.report as ReportEvidenceSource, (d.input as CaseInput).mediaIds, t.evidence) : t.evidence;
+      for (const e of evidence) {
         const key = `${e.conclusionType}:${e.conclusionCode}`;
         const c = conclusions.get(key) ?? { type: e.conclusionType, code: e.conclusionCode, evidence: [] };
         c.evidence.push({ kind: e.evidenceKind, ref: e.evidenceRef, finding: e.finding, weight: e.weight, ...e.detail });

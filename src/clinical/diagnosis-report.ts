@@ -4,7 +4,7 @@
  * seed script.
  */
 import { AGENT_VERSIONS, type OrchestratorResult } from '../agents/orchestrator.js';
-import type { CaseInput } from '../agents/types.js';
+import type { CaseInput, Differential, PlanOutput, TriageOutput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { Diagnosis } from './diagnosis-schemas.js';
 import type { EvidenceLink } from './ports.js';
@@ -45,26 +45,53 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
   };
 }
 
-/** An evidence link for every conclusion: each differential, the triage level and each plan item. */
-export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
+/** The parts of a report its evidence links are read from (as built, or as stored and read back). */
+export interface ReportEvidenceSource {
+  differentials: Differential[];
+  triage: TriageOutput;
+  plan: PlanOutput | null;
+}
+
+const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
+  Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
+
+/**
+ * The evidence links the report does not carry itself, stored beside it: a toxin note's exposure
+ * finding comes from the knowledge base of the day, which a later trace must not depend on.
+ */
+export function evidenceBesideReport(r: OrchestratorResult, kb: KnowledgeBase): EvidenceLink[] {
   const links: EvidenceLink[] = [];
-  const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
-    Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
-  for (const d of r.outputs.differential?.differentials ?? []) {
+  for (const t of r.outputs.plan?.toxins ?? []) {
+    const finding = kb.toxins.find((x) => x.code === t.toxin)?.exposureFinding;
+    const exposure = r.findings.find((f) => f.present && f.code === finding);
+    links.push({ conclusionType: 'plan', conclusionCode: `toxin:${t.toxin}`, evidenceKind: exposure?.source.kind ?? 'finding', evidenceRef: exposure?.source.ref ?? t.toxin, finding: exposure?.code ?? null, detail: { doses: t.doses, ...(exposure ? detailOf(exposure.source) : {}) }, weight: null });
+  }
+  return links;
+}
+
+/**
+ * An evidence link for every conclusion: each differential, the triage level and each plan item,
+ * read from the report and the links stored beside it (evidenceBesideReport), in one fixed order.
+ * A pure function of what is stored, so the trace explains a diagnosis from the database alone;
+ * its rules are part of the stored format and must not change for reports already written.
+ */
+export function reportEvidence(report: ReportEvidenceSource, mediaIds: readonly string[], beside: readonly EvidenceLink[]): EvidenceLink[] {
+  const links: EvidenceLink[] = [];
+  for (const d of report.differentials) {
     for (const e of d.evidence) {
       links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: e.source.kind, evidenceRef: e.source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(e.source) }, weight: e.weight });
     }
     if (d.evidence.length === 0) links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: 'prior', evidenceRef: 'knowledge-base', finding: null, detail: { probability: d.probability, note: 'ranked on prior and signalment alone' }, weight: null });
   }
-  const top = r.outputs.differential?.differentials[0]?.code;
-  for (const id of input.mediaIds) {
+  const top = report.differentials[0]?.code;
+  for (const id of mediaIds) {
     links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail: { interpreted: false }, weight: null });
   }
-  const triage = r.outputs.triage;
-  for (const reason of triage?.reasons ?? []) {
+  const triage = report.triage;
+  for (const reason of triage.reasons) {
     links.push({
       conclusionType: 'triage',
-      conclusionCode: triage!.level,
+      conclusionCode: triage.level,
       evidenceKind: reason.source?.kind ?? 'rule',
       evidenceRef: reason.source?.ref ?? 'differential',
       finding: null,
@@ -72,18 +99,20 @@ export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: Knowl
       weight: null,
     });
   }
-  const plan = r.outputs.plan;
+  const plan = report.plan;
   for (const t of plan?.tests ?? []) for (const c of t.forConditions) links.push({ conclusionType: 'plan', conclusionCode: `test:${t.test}`, evidenceKind: 'condition', evidenceRef: c, finding: null, detail: {}, weight: null });
   for (const t of plan?.treatments ?? []) {
     links.push({ conclusionType: 'plan', conclusionCode: `treatment:${t.drug}`, evidenceKind: t.forCondition ? 'condition' : 'request', evidenceRef: t.forCondition ?? 'treatments', finding: null, detail: { role: t.role, sources: t.doses.map((d) => d.source) }, weight: null });
   }
-  for (const t of plan?.toxins ?? []) {
-    const finding = kb.toxins.find((x) => x.code === t.toxin)?.exposureFinding;
-    const exposure = r.findings.find((f) => f.present && f.code === finding);
-    links.push({ conclusionType: 'plan', conclusionCode: `toxin:${t.toxin}`, evidenceKind: exposure?.source.kind ?? 'finding', evidenceRef: exposure?.source.ref ?? t.toxin, finding: exposure?.code ?? null, detail: { doses: t.doses, ...(exposure ? detailOf(exposure.source) : {}) }, weight: null });
-  }
+  links.push(...beside);
   for (const b of plan?.blocked ?? []) {
     links.push({ conclusionType: 'plan', conclusionCode: `blocked:${b.drug}`, evidenceKind: 'knowledge', evidenceRef: b.source, finding: null, detail: { reason: b.reason, because: b.because }, weight: null });
   }
   return links;
+}
+
+/** Every evidence link of a fresh result (what reportEvidence reads back from its stored report). */
+export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
+  const o = r.outputs;
+  return reportEvidence({ differentials: o.differential?.differentials ?? [], triage: o.triage ?? { level: 'emergency', reasons: [] }, plan: o.plan ?? null }, input.mediaIds, evidenceBesideReport(r, kb));
 }

@@ -161,11 +161,18 @@ export interface ClinicalTx {
   audit(entry: AuditEntry): Promise<void>;
   listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>>;
 
-  /** The report, its evidence and provenance; with `audit`, that event too, all in one statement. */
+  /**
+   * The report, its provenance and the evidence links stored beside the report (those it does not
+   * carry itself); with `audit`, that event too, all in one statement.
+   */
   insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord, audit?: AuditEntry): Promise<void>;
   getDiagnosis(id: string): Promise<DiagnosisRecord | null>;
   listDiagnoses(patientId: string, limit: number, cursor?: string): Promise<Page<DiagnosisRecord>>;
-  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null>;
+  /**
+   * The provenance and the stored evidence links: with besideReport, those written beside the
+   * report (the rest derive from it); otherwise every link, as diagnoses before migration 4 kept them.
+   */
+  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null>;
 
   findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null>;
   saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void>;

@@ -116,6 +116,33 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       assert.deepEqual(trace.input.labs.map((l: { analyte: string }) => l.analyte), ['lactate', 'mystery_marker']);
     });
 
+    it('the trace lists every conclusion of the report in its fixed order, toxin exposures included, from what is stored', async () => {
+      const body = { patient: { species: 'cat', ageYears: 4, weightKg: 4.2 }, complaint: 'she licked lily pollen off her fur this morning and has been vomiting', treatments: ['meloxicam', 'maropitant'] };
+      const d = (await api('POST', '/v1/diagnoses', { body })).json();
+      const trace = (await api('GET', `/v1/diagnoses/${d.id}/trace`)).json();
+      const keys = trace.conclusions.map((c: { type: string; code: string }) => `${c.type}:${c.code}`);
+      const expected = [
+        ...d.differentials.map((x: { code: string }) => `differential:${x.code}`),
+        `triage:${d.triage.level}`,
+        ...[...new Set(d.plan.tests.map((t: { test: string }) => `plan:test:${t.test}`))],
+        ...d.plan.treatments.map((t: { drug: string }) => `plan:treatment:${t.drug}`),
+        ...d.plan.toxins.map((t: { toxin: string }) => `plan:toxin:${t.toxin}`),
+        ...d.plan.blocked.map((b: { drug: string }) => `plan:blocked:${b.drug}`),
+      ];
+      assert.deepEqual(keys, expected);
+      assert.ok(keys.includes('plan:toxin:lilies'));
+      // Each differential's evidence is exactly what the report gave it, weights included.
+      for (const x of d.differentials as Array<{ code: string; probability: number; evidence: Array<{ finding: string; weight: number }> }>) {
+        const c = trace.conclusions.find((k: { type: string; code: string }) => k.type === 'differential' && k.code === x.code);
+        const listed = x.evidence.length === 0 ? [{ finding: null, weight: null }] : x.evidence.map((e) => ({ finding: e.finding, weight: e.weight }));
+        assert.deepEqual(c.evidence.map((e: { finding: string; weight: number }) => ({ finding: e.finding, weight: e.weight })), listed);
+        assert.ok(c.evidence.every((e: { probability: number }) => e.probability === x.probability));
+      }
+      const toxin = trace.conclusions.find((k: { code: string }) => k.code === 'toxin:lilies');
+      assert.equal(toxin.evidence[0].kind, 'complaint');
+      assert.match(toxin.evidence[0].text, /lily/);
+    });
+
     it('refuses an unknown species, an unconvertible unit, an unknown sign or drug with 422 naming the field; writes nothing', async () => {
       const cases: Array<[Record<string, unknown>, RegExp]> = [
         [{ ...GDV, patient: { ...GDV.patient, species: 'rabbit' } }, /patient\.species/],

@@ -98,14 +98,14 @@ export async function listDiagnoses(tx: SqlTx, clinicId: string, patientId: stri
   return { items, nextCursor: more ? encodeCursor([items[items.length - 1]!.id]) : null };
 }
 
-export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null> {
+export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null> {
   const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date; evidence: unknown }>(
     'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
     [clinicId, id],
   );
   if (p === undefined) return null;
   const provenance = { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at };
-  if (p.evidence !== null) return { provenance, evidence: decodeEvidence(p.evidence) };
+  if (p.evidence !== null) return { provenance, evidence: decodeEvidence(p.evidence), besideReport: true };
   // Written before migration 4: one row per evidence link.
   const rows = await tx.query<{ conclusion_type: EvidenceLink['conclusionType']; conclusion_code: string; evidence_kind: string; evidence_ref: string; finding: string | null; detail: Record<string, unknown>; weight: number | null }>(
     'SELECT conclusion_type, conclusion_code, evidence_kind, evidence_ref, finding, detail, weight FROM diagnosis_evidence WHERE clinic_id = $1 AND diagnosis_id = $2 ORDER BY seq',
@@ -113,6 +113,7 @@ export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): P
   );
   return {
     provenance,
+    besideReport: false,
     evidence: rows.map((r) => ({ conclusionType: r.conclusion_type, conclusionCode: r.conclusion_code, evidenceKind: r.evidence_kind, evidenceRef: r.evidence_ref, finding: r.finding, detail: r.detail, weight: r.weight })),
   };
 }

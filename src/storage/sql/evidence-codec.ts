@@ -1,7 +1,7 @@
 /**
- * The compact form of a diagnosis's evidence links: each link a positional array
- * [conclusionType, conclusionCode, evidenceKind, evidenceRef, finding, weight, detail], in order.
- * Half the bytes of the keyed form, and one value for the database to store instead of ~70 rows.
+ * The compact form of the evidence links stored beside a report (diagnosis_provenance.evidence):
+ * each link a positional array [conclusionType, conclusionCode, evidenceKind, evidenceRef,
+ * finding, weight, detail], in order. One value instead of a row per link.
  */
 import type { EvidenceLink } from '../../clinical/ports.js';
 

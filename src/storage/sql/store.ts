@@ -334,7 +334,7 @@ class SqlClinicalTx implements ClinicalTx {
     return diagnosisSql.listDiagnoses(this.tx, this.clinicId, patientId, limit, cursor);
   }
 
-  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; provenance: ProvenanceRecord } | null> {
+  diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null> {
     return diagnosisSql.diagnosisTrace(this.tx, this.clinicId, id);
   }
 

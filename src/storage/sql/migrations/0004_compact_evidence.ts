@@ -1,9 +1,11 @@
 /**
- * The evidence of a diagnosis is stored in its provenance row, as one compact JSON array (one
- * entry per conclusion-evidence pair, positional: see storage/sql/evidence-codec.ts), instead of
- * one diagnosis_evidence row each: a diagnosis wrote ~70 rows and their index entries. `json`,
- * not `jsonb`: the text is kept exactly as written and only read back whole by the trace.
- * Diagnoses written before keep their rows, and the trace reads them as before.
+ * A diagnosis no longer writes one diagnosis_evidence row per conclusion-evidence pair (~70 rows
+ * and their index entries). Most links are already in the report it stores (each differential's
+ * evidence, the triage reasons, the plan), and the trace derives them from it
+ * (clinical/diagnosis-report.ts, reportEvidence); the few the report does not carry are kept in
+ * the provenance row, as one compact JSON array (storage/sql/evidence-codec.ts). `json`, not
+ * `jsonb`: kept exactly as written, read back whole. Diagnoses written before keep their rows,
+ * and the trace reads them as before (a NULL here).
  *
  * The large values of a diagnosis (report, evidence, chain) are compressed with lz4 where the
  * server has it: pglz cost PostgreSQL ~0.7 ms of CPU per diagnosis (bench/profile-diagnoses.ts,
