@@ -170,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaMaxBytes: integer(env, 'AGENTICPET_MEDIA_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     mediaStore,
     bodyMaxBytes: integer(env, 'AGENTICPET_BODY_MAX_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
-    dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+    dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 3, 1, 1000),
     metricsSink: metricsSink as MetricsSink,
     metricsEmfIntervalSeconds: integer(env, 'METRICS_EMF_INTERVAL_SECONDS', 60, 1, 3600),
     otelEndpoint,
