@@ -1,4 +1,5 @@
 import { ValidationError } from '../../clinical/errors.js';
+import type { Page } from '../../clinical/ports.js';
 
 /** Opaque pagination cursors: base64url of a JSON array of the last row's sort keys. */
 export function encodeCursor(values: unknown[]): string {
@@ -24,4 +25,11 @@ export function decodeCursor(cursor: string, shapes: ReadonlyArray<keyof typeof 
     parsed.every((v, i) => typeof v === 'string' && SHAPES[shapes[i]!].test(v) && (shapes[i] !== 'time' || !Number.isNaN(Date.parse(v))));
   if (!ok) throw new ValidationError('cursor is not a cursor this API issued');
   return parsed as string[];
+}
+
+/** A page of `limit` rows from `rows` (fetched with one extra): the cursor names its last row. */
+export function page<T>(rows: T[], limit: number, cursorOf: (last: T) => unknown[]): Page<T> {
+  const more = rows.length > limit;
+  const items = more ? rows.slice(0, limit) : rows;
+  return { items, nextCursor: more ? encodeCursor(cursorOf(items[items.length - 1]!)) : null };
 }

@@ -26,9 +26,12 @@ import type {
   WeightEntry,
 } from '../../clinical/ports.js';
 import type { Role } from '../../clinical/schemas.js';
+import * as accessSql from './access.js';
 import { AuditWriter, verifyAuditChains } from './audit-chain.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { listAuditEvents } from './audit-events.js';
+import { decodeCursor, page } from './cursor.js';
 import * as diagnosisSql from './diagnoses.js';
+import * as idempotencySql from './idempotency.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
 type Columns = Record<string, unknown>;
@@ -73,27 +76,8 @@ function toRecord(row: RecordRow): StoredRecord<unknown> {
   return { id: row.id, version: row.version, deleted: row.deleted, content: row.content, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 
-interface ApiKeyRow {
-  id: string;
-  name: string;
-  role: Role;
-  key_prefix: string;
-  created_at: Date;
-  revoked_at: Date | null;
-}
-
-function toApiKey(row: ApiKeyRow): StoredApiKey {
-  return { id: row.id, name: row.name, role: row.role, keyPrefix: row.key_prefix, createdAt: row.created_at, revokedAt: row.revoked_at };
-}
-
 function likePrefix(prefix: string): string {
   return `${prefix.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-}
-
-function page<T>(rows: T[], limit: number, cursorOf: (last: T) => unknown[]): Page<T> {
-  const more = rows.length > limit;
-  const items = more ? rows.slice(0, limit) : rows;
-  return { items, nextCursor: more ? encodeCursor(cursorOf(items[items.length - 1]!)) : null };
 }
 
 /**
@@ -255,70 +239,20 @@ class SqlClinicalTx implements ClinicalTx {
     return result;
   }
 
-  async insertApiKey(key: { id: string; name: string; role: Role; keyHash: Buffer; keyPrefix: string; createdBy: string | null }): Promise<StoredApiKey> {
-    const [row] = await this.tx.query<ApiKeyRow>(
-      `INSERT INTO api_keys (clinic_id, id, name, role, key_hash, key_prefix, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       RETURNING id, name, role, key_prefix, created_at, revoked_at`,
-      [this.clinicId, key.id, key.name, key.role, key.keyHash, key.keyPrefix, key.createdBy],
-    );
-    return toApiKey(row!);
+  insertApiKey(key: { id: string; name: string; role: Role; keyHash: Buffer; keyPrefix: string; createdBy: string | null }): Promise<StoredApiKey> {
+    return accessSql.insertApiKey(this.tx, this.clinicId, key);
   }
 
-  async revokeApiKey(id: string): Promise<StoredApiKey | null> {
-    const [row] = await this.tx.query<ApiKeyRow>(
-      `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE clinic_id = $1 AND id = $2
-       RETURNING id, name, role, key_prefix, created_at, revoked_at`,
-      [this.clinicId, id],
-    );
-    return row === undefined ? null : toApiKey(row);
+  revokeApiKey(id: string): Promise<StoredApiKey | null> {
+    return accessSql.revokeApiKey(this.tx, this.clinicId, id);
   }
 
   audit(entry: AuditEntry): Promise<void> {
     return this.auditWriter.append(this.tx, this.ctx, entry);
   }
 
-  async listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>> {
-    const where = ['clinic_id = $1'];
-    const params: unknown[] = [this.clinicId];
-    const add = (sql: string, ...values: unknown[]) => {
-      let text = sql;
-      for (const value of values) {
-        params.push(value);
-        text = text.replace('?', `$${params.length}`);
-      }
-      where.push(text);
-    };
-    if (filter.entityType !== undefined) add('entity_type = ?', filter.entityType);
-    if (filter.entityId !== undefined) add('entity_id = ?', filter.entityId);
-    if (filter.from !== undefined) add('occurred_at >= ?', filter.from);
-    if (filter.to !== undefined) add('occurred_at < ?', filter.to);
-    if (filter.cursor !== undefined) {
-      const [at, id] = decodeCursor(filter.cursor, ['time', 'uuid']);
-      add('(occurred_at, id) > (?::timestamptz, ?::uuid)', at, id);
-    }
-    params.push(filter.limit + 1);
-    const rows = await this.tx.query<Record<string, unknown>>(
-      `SELECT id, chain_id, seq, occurred_at, principal_id, role, action, entity_type, entity_id, outcome, request_id, source_ip
-       FROM audit_events WHERE ${where.join(' AND ')} ORDER BY occurred_at, id LIMIT $${params.length}`,
-      params,
-    );
-    const events = rows.map(
-      (r): StoredAuditEvent => ({
-        id: r.id as string,
-        chainId: r.chain_id as string,
-        seq: Number(r.seq),
-        occurredAt: r.occurred_at as Date,
-        principalId: r.principal_id as string | null,
-        role: r.role as string | null,
-        action: r.action as string,
-        entityType: r.entity_type as string,
-        entityId: r.entity_id as string | null,
-        outcome: r.outcome as string,
-        requestId: r.request_id as string | null,
-        sourceIp: r.source_ip as string | null,
-      }),
-    );
-    return page(events, filter.limit, (last) => [last.occurredAt.toISOString(), last.id]);
+  listAudit(filter: AuditFilter): Promise<Page<StoredAuditEvent>> {
+    return listAuditEvents(this.tx, this.clinicId, filter);
   }
 
   insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord, audit?: AuditEntry): Promise<void> {
@@ -338,25 +272,14 @@ class SqlClinicalTx implements ClinicalTx {
     return diagnosisSql.diagnosisTrace(this.tx, this.clinicId, id);
   }
 
-  async findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null> {
-    const [row] = await this.tx.query<{ request_hash: string; response: StoredResponse }>(
-      'SELECT request_hash, response FROM idempotency_keys WHERE clinic_id = $1 AND key = $2',
-      [this.clinicId, key],
-    );
-    return row === undefined ? null : { requestHash: row.request_hash, response: row.response };
+  findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null> {
+    return idempotencySql.findIdempotent(this.tx, this.clinicId, key);
   }
 
-  async saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void> {
-    // A body already serialised is stored as that text rather than serialised a second time.
-    const { bodyJson, body, ...rest } = response;
-    // "body" comes last, so its null can be cut off and the stored text put in its place.
-    const text = bodyJson === undefined ? JSON.stringify({ ...rest, body }) : `${JSON.stringify({ ...rest, body: null }).slice(0, -'null}'.length)}${bodyJson}}`;
-    await this.tx.query('INSERT INTO idempotency_keys (clinic_id, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5)', [this.clinicId, key, requestHash, response.status, text]);
+  saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void> {
+    return idempotencySql.saveIdempotent(this.tx, this.clinicId, key, requestHash, response);
   }
 }
-
-// Serialises bootstrap across instances that start together.
-const BOOTSTRAP_LOCK_KEY = 7_240_611_902_312;
 
 export class SqlClinicalStore implements ClinicalStore {
   private readonly auditWriter: AuditWriter;
@@ -377,39 +300,16 @@ export class SqlClinicalStore implements ClinicalStore {
     return this.db.transaction((tx) => fn(new SqlClinicalTx(tx, ctx, this.auditWriter, this.onRecordRead)), { clinicId: ctx.principal.clinicId });
   }
 
-  async findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null> {
-    const [row] = await this.db.query<{ id: string; clinic_id: string; role: Role }>(
-      'SELECT id, clinic_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
-      [keyHash],
-    );
-    return row === undefined ? null : { keyId: row.id, clinicId: row.clinic_id, role: row.role };
+  findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null> {
+    return accessSql.findPrincipalByKeyHash(this.db, keyHash);
   }
 
-  async findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>> {
-    const rows = await this.db.query<{ id: string; clinic_id: string; role: Role; key_hash: Buffer }>(
-      'SELECT id, clinic_id, role, key_hash FROM api_keys WHERE key_hash = ANY($1::bytea[]) AND revoked_at IS NULL',
-      [keyHashes],
-    );
-    return new Map(rows.map((r) => [Buffer.from(r.key_hash).toString('hex'), { keyId: r.id, clinicId: r.clinic_id, role: r.role }]));
+  findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>> {
+    return accessSql.findPrincipalsByKeyHashes(this.db, keyHashes);
   }
 
-  async createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts: { ifNoClinics?: boolean } = {}): Promise<{ clinicId: string } | null> {
-    return this.db.transaction(async (tx) => {
-      if (opts.ifNoClinics) {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK_KEY]);
-        const [row] = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM clinics');
-        if (row!.n > 0) return null;
-      }
-      const clinicId = uuidv7();
-      await tx.query('INSERT INTO clinics (id, name) VALUES ($1, $2)', [clinicId, name]);
-      await tx.query(`INSERT INTO api_keys (clinic_id, id, name, role, key_hash, key_prefix) VALUES ($1, $2, 'initial admin key', 'admin', $3, $4)`, [
-        clinicId,
-        adminKey.id,
-        adminKey.keyHash,
-        adminKey.keyPrefix,
-      ]);
-      return { clinicId };
-    });
+  createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts: { ifNoClinics?: boolean } = {}): Promise<{ clinicId: string } | null> {
+    return accessSql.createClinic(this.db, name, adminKey, opts);
   }
 
   verifyAudit(): Promise<AuditVerification> {
