@@ -118,6 +118,8 @@ async function waitReady(child: ChildProcess, origin: string, output: () => stri
 export class BenchService implements Service {
   origin = '';
   apiKey = '';
+  /** The server's process id (its workers are its children), once started. */
+  pid: number | undefined;
   readonly server: Record<string, string> = {};
   private readonly undo: Array<() => Promise<unknown>> = [];
   private closing = false;
@@ -195,6 +197,7 @@ export class BenchService implements Service {
       if (/^(AGENTICPET_|DATABASE_|REDIS_|NODE_OPTIONS$|UV_THREADPOOL_SIZE$)/.test(k) && !SERVER_ENV.includes(k) && !/KEY|SECRET|PASSWORD|TOKEN/.test(k)) this.server[`env ${k}`] = (v ?? '').replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
     }
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.pid = child.pid;
     let tail = '';
     const forward = (chunk: Buffer) => {
       const text = chunk.toString();
