@@ -39,6 +39,7 @@ const redisPort = Number(new URL(values['redis-url']!).port || 6379);
 // Bytes and write calls per remote port, plus PostgreSQL protocol messages that start a statement.
 const sent = new Map<number, { bytes: number; writes: number }>();
 let statements = 0;
+let redisSentCommands = 0;
 const write = net.Socket.prototype.write;
 net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
   const port = this.remotePort ?? 0;
@@ -48,6 +49,7 @@ net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest
   s.writes++;
   sent.set(port, s);
   if (port === pgPort) statements += countStatements(buf);
+  if (port === redisPort) redisSentCommands += countCommands(buf);
   return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
 } as typeof net.Socket.prototype.write;
 
@@ -60,6 +62,24 @@ function countStatements(buf: Buffer): number {
     if (len < 4) break;
     if (type === 'Q' || type === 'E') n++;
     i += 1 + len;
+  }
+  return n;
+}
+
+/** RESP commands in a chunk the client wrote (each an array of bulk strings: *N, then N times $len). */
+function countCommands(buf: Buffer): number {
+  let n = 0;
+  let i = 0;
+  while (i < buf.length && buf[i] === 0x2a) {
+    let eol = buf.indexOf('\r\n', i);
+    const args = Number(buf.toString('latin1', i + 1, eol));
+    i = eol + 2;
+    for (let a = 0; a < args; a++) {
+      eol = buf.indexOf('\r\n', i);
+      const len = Number(buf.toString('latin1', i + 1, eol));
+      i = eol + 2 + len + 2;
+    }
+    n++;
   }
   return n;
 }
@@ -102,6 +122,7 @@ await new Promise((r) => setTimeout(r, 200));
 sent.clear();
 statements = 0;
 commands = 0;
+redisSentCommands = 0;
 const responseBytes = await run(requests);
 await new Promise((r) => setTimeout(r, 500)); // MONITOR lines arrive after the replies
 const per = (v: number) => (v / requests).toFixed(1);
@@ -110,7 +131,7 @@ const redisSent = sent.get(redisPort) ?? { bytes: 0, writes: 0 };
 console.log(`${requests} diagnoses, one at a time (each its own batch), PostgreSQL + Redis:`);
 console.log(`  response body        ${per(responseBytes)} bytes`);
 console.log(`  sent to PostgreSQL   ${per(pgSent.bytes)} bytes in ${per(pgSent.writes)} socket writes; ${per(statements)} statements (BEGIN/scope, writes and COMMIT included)`);
-console.log(`  sent to Redis        ${per(redisSent.bytes)} bytes in ${per(redisSent.writes)} socket writes; ${per(commands)} commands (MULTI/EXEC included)`);
+console.log(`  sent to Redis        ${per(redisSent.bytes)} bytes in ${per(redisSent.writes)} socket writes; ${per(redisSentCommands)} commands sent, ${per(commands)} run by the server (MULTI/EXEC and a script's own calls included, as MONITOR shows them)`);
 
 await monitor.quit().catch(() => undefined);
 await runtime.close();

@@ -56,7 +56,7 @@ const keyList = (k: Record<SessionKeyPart, string>): string[] => PARTS.map((p) =
 /** Span attributes per store operation (db.operation.name: the Redis command it sends). */
 const spanAttributes = (operation: string, command: string) => ({ 'db.system': 'redis', 'db.system.name': 'redis', 'db.operation.name': command, 'session.operation': operation }) as const;
 const SPAN = {
-  create: spanAttributes('create', 'MULTI'),
+  create: spanAttributes('create', 'EVALSHA'),
   get: spanAttributes('get', 'MULTI'),
   meta: spanAttributes('meta', 'HGETALL'),
   write: spanAttributes('write', 'EVALSHA'),
@@ -88,8 +88,38 @@ for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[1]) end
 return 1
 `;
 
+/**
+ * create(): starts the session afresh (an existing id loses its old lists) with its meta hash and
+ * any first batch, every key with the TTL, in one command. A script, not a MULTI: one command
+ * instead of nine for a one-shot diagnosis, and outside a MULTI ioredis reloads a script that a
+ * restart or a failover emptied from the cache (NOSCRIPT), which inside one it cannot.
+ * ARGV: ttlMs, #meta fields, the fields and values, #inputs, #steps, #messages, then the values.
+ */
+const CREATE_SCRIPT = `
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local nf = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * nf))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local c = 3 + 2 * nf
+local i = c + 3
+for list = 1, 3 do
+  local n = tonumber(ARGV[c + list - 1])
+  if n > 0 then
+    local last = i + n - 1
+    while i <= last do
+      local stop = math.min(i + 999, last)
+      redis.call('RPUSH', KEYS[list + 1], unpack(ARGV, i, stop))
+      i = stop + 1
+    end
+    redis.call('PEXPIRE', KEYS[list + 1], ARGV[1])
+  end
+end
+return 1
+`;
+
 interface SessionScripts {
   agenticpetSessionWrite(...args: (string | number)[]): Promise<number>;
+  agenticpetSessionCreate(...args: (string | number)[]): Promise<number>;
 }
 
 /** The meta hash as SessionMeta, or null when it is absent or not this clinic's session. */
@@ -124,6 +154,7 @@ export class RedisSessionStore implements SessionStore {
     this.readyTimeoutMs = options.connectTimeout ?? 2_000;
     this.client.on('error', (err: Error) => opts.onError?.(err));
     this.client.defineCommand('agenticpetSessionWrite', { lua: WRITE_SCRIPT, numberOfKeys: PARTS.length });
+    this.client.defineCommand('agenticpetSessionCreate', { lua: CREATE_SCRIPT, numberOfKeys: PARTS.length });
     // Requests arriving in the milliseconds before the first connection is up wait for it
     // (bounded by the connect timeout) instead of failing over to the fallback; afterwards a
     // lost connection fails commands at once.
@@ -143,24 +174,10 @@ export class RedisSessionStore implements SessionStore {
       const ttl = ttlMillis(ttlSeconds);
       const k = this.keys(meta.clinicId, meta.id);
       await this.firstConnection;
-      const fields: Record<string, string> = { id: meta.id, clinicId: meta.clinicId, createdAt: meta.createdAt, updatedAt: meta.updatedAt };
-      if (meta.patientId !== null) fields.patientId = meta.patientId;
-      // Creating over an existing id starts it afresh rather than inheriting old lists. A first
-      // batch goes in the same MULTI as plain pushes (no script: a new session needs no
-      // existence check, and a MULTI cannot recover from a script cache emptied by a restart or
-      // a failover), so a one-shot diagnosis costs one round trip.
-      const tx = this.client.multi().del(...keyList(k)).hset(k.meta, fields).pexpire(k.meta, ttl);
-      const first = encodeBatch(initial);
-      const lists: Array<[string, string[]]> = [
-        [k.inputs, first.inputs],
-        [k.chain, first.steps],
-        [k.messages, first.messages],
-      ];
-      for (const [key, values] of lists) {
-        if (values.length === 0) continue;
-        tx.rpush(key, ...values).pexpire(key, ttl);
-      }
-      failOnReplyError(await tx.exec());
+      const fields: string[] = ['id', meta.id, 'clinicId', meta.clinicId, 'createdAt', meta.createdAt, 'updatedAt', meta.updatedAt];
+      if (meta.patientId !== null) fields.push('patientId', meta.patientId);
+      const { inputs, steps, messages } = encodeBatch(initial);
+      await (this.client as unknown as SessionScripts).agenticpetSessionCreate(...keyList(k), ttl, fields.length / 2, ...fields, inputs.length, steps.length, messages.length, ...inputs, ...steps, ...messages);
     });
   }
 
