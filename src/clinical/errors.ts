@@ -99,3 +99,14 @@ export class StoreLockedError extends Error {
     this.name = 'StoreLockedError';
   }
 }
+
+/**
+ * Another request stored its response under the same Idempotency-Key first (they raced): the
+ * operation is run again and replays that response. Not a refusal, so not a DomainError.
+ */
+export class IdempotencyKeyTakenError extends Error {
+  constructor() {
+    super('A concurrent request stored a response under this Idempotency-Key first');
+    this.name = 'IdempotencyKeyTakenError';
+  }
+}

@@ -5,7 +5,7 @@
  * POSTs with an Idempotency-Key store their response in the same transaction as the write.
  */
 import { createHash } from 'node:crypto';
-import { DomainError, ForbiddenError, UnprocessableError } from './errors.js';
+import { DomainError, ForbiddenError, IdempotencyKeyTakenError, UnprocessableError } from './errors.js';
 import type { AuditAction, ClinicalStore, ClinicalTx, RequestContext, StoredResponse } from './ports.js';
 import type { Role } from './schemas.js';
 
@@ -43,11 +43,6 @@ export function requireRole(ctx: RequestContext, allowed: readonly Role[]): void
 
 export function requireWriter(ctx: RequestContext): void {
   requireRole(ctx, WRITERS);
-}
-
-function isUniqueViolation(err: unknown, constraint: string): boolean {
-  const e = err as { code?: string; constraint?: string; message?: string };
-  return e.code === '23505' && (e.constraint === constraint || (e.message ?? '').includes(constraint));
 }
 
 export class Operations {
@@ -105,7 +100,7 @@ export class Operations {
         });
       } catch (err) {
         // A concurrent request with the same key committed first: replay its response.
-        if (attempt === 0 && isUniqueViolation(err, 'idempotency_keys_pkey')) continue;
+        if (attempt === 0 && err instanceof IdempotencyKeyTakenError) continue;
         throw err;
       }
     }

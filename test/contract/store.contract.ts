@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
 import { issueKey } from '../../src/clinical/access.js';
+import { IdempotencyKeyTakenError } from '../../src/clinical/errors.js';
 import type { RequestContext } from '../../src/clinical/ports.js';
 import type { SqlExecutor } from '../../src/storage/sql/executor.js';
 import { migrate, MIGRATIONS } from '../../src/storage/sql/migrate.js';
@@ -144,6 +145,15 @@ export function storeContract(name: string, open: () => Promise<Harness>, { skip
       await assert.rejects(store.inClinic(a, (tx) => tx.insertDiagnosis(diagnosis(bad), evidence, { ...provenance, requestId: null as unknown as string })));
       const left = await h.db.query<{ n: number }>('SELECT (SELECT count(*) FROM diagnoses WHERE id = $1) + (SELECT count(*) FROM diagnosis_provenance WHERE diagnosis_id = $1) + (SELECT count(*) FROM diagnosis_evidence WHERE diagnosis_id = $1) AS n', [bad]);
       assert.equal(Number(left[0]!.n), 0);
+    });
+
+    it('an Idempotency-Key stored twice is reported as taken, in domain terms, and the first response stays', async () => {
+      const key = `taken-${uuidv7()}`;
+      const response = { status: 201, body: { id: 'first' }, bodyJson: '{"id":"first"}', location: '/v1/owners/first' };
+      await store.inClinic(a, (tx) => tx.saveIdempotent(key, 'h1', response));
+      await assert.rejects(store.inClinic(a, (tx) => tx.saveIdempotent(key, 'h2', { status: 201, body: { id: 'second' } })), IdempotencyKeyTakenError);
+      const found = await store.inClinic(a, (tx) => tx.findIdempotent(key));
+      assert.deepEqual(found, { requestHash: 'h1', response: { status: 201, body: { id: 'first' }, location: '/v1/owners/first' } });
     });
 
     it("isolates clinics: another clinic's record is invisible through the store", async () => {
