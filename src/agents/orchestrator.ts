@@ -115,7 +115,8 @@ interface Node<K extends AgentName> {
   reads: AgentName[];
   /** The case fields the input holds besides those outputs (its digest covers their JSON). */
   fields: () => unknown;
-  input: (o: Outputs) => unknown;
+  /** The agent's input; without it, the case fields alone. */
+  input?: (o: Outputs) => unknown;
   run: (input: never) => Outputs[K] | Promise<Outputs[K] & { warning?: string }>;
   /** What the answer uses when the agent fails; undefined leaves that part out. */
   fallback?: () => Outputs[K];
@@ -149,8 +150,8 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const { kb } = suite;
   const findingsOf = (o: Outputs) => mergeFindings([...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])]);
   const nodes: Array<Node<AgentName>> = [
-    { name: 'intake', deps: [], reads: [], fields: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), input: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
-    { name: 'labs', deps: [], reads: [], fields: () => ({ species: input.species, labs: input.labs }), input: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
+    { name: 'intake', deps: [], reads: [], fields: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
+    { name: 'labs', deps: [], reads: [], fields: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
     {
       name: 'differential',
       deps: ['intake', 'labs'],
@@ -199,7 +200,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const stepOutputDigests: string[] = [];
 
   const runStep = async (node: Node<AgentName>, ended: (status: ChainStep['status'], err?: unknown) => void): Promise<void> => {
-    const agentInput = node.input(outputs);
+    const agentInput = node.input === undefined ? node.fields() : node.input(outputs);
     const budget = node.name === 'narrative' ? registry.budgets.narrative + 50 : registry.budgets.default;
     // Agents that are ready together run one after another on this thread: each step's
     // duration starts when it starts, not when its sibling did.

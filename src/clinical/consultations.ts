@@ -104,6 +104,7 @@ export class ConsultationsService {
     if (opening === undefined) throw new NotFoundError('Consultation', id);
     const parts = state.inputs.filter((i): i is Added => (i as Added).kind === 'inputs').map(({ kind: _kind, ...rest }) => rest);
     const assembled = await this.diagnoses.assemble(ctx, { patientId: opening.patientId, patient: opening.patient, encounterId: opening.encounterId }, parts, opts.idem);
+    if ('replay' in assembled) return { response: assembled.replay, sessionDegraded: sessions.degraded };
     const outcome = await this.diagnoses.run(ctx, assembled, id, opts);
     return { ...outcome, sessionDegraded: outcome.sessionDegraded || sessions.degraded };
   }

@@ -38,9 +38,14 @@ interface Assembled {
   input: CaseInput;
   patientId: string | null;
   encounterId: string | null;
-  /** The stored response of an earlier request with the same Idempotency-Key: nothing is to run. */
-  replay?: Replayable;
 }
+
+/** An earlier request with the same Idempotency-Key stored this response: nothing more runs. */
+interface Replay {
+  replay: Replayable;
+}
+
+type PatientRef = { patientId?: string; patient?: PatientFacts; encounterId?: string };
 
 const CREATE_DIAGNOSIS = { action: 'create', entityType: 'diagnosis', entityId: null } as const;
 
@@ -64,7 +69,9 @@ export class DiagnosesService {
    * observations. With an Idempotency-Key the earlier response is looked up in the same read
    * transaction, before any agent runs: a diagnosis takes one read transaction at most.
    */
-  async assemble(ctx: RequestContext, req: { patientId?: string; patient?: PatientFacts; encounterId?: string }, parts: CaseFieldsInput[], idem?: Idempotency): Promise<Assembled> {
+  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[]): Promise<Assembled>;
+  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem: Idempotency | undefined): Promise<Assembled | Replay>;
+  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem?: Idempotency): Promise<Assembled | Replay> {
     const kb = this.registry.kb;
     requireOnePatient(req);
     parts.forEach((p) => checkCaseFields(kb, p));
@@ -107,7 +114,7 @@ export class DiagnosesService {
         }
         return null;
       });
-      if (replay !== null) return { input: null as unknown as CaseInput, patientId: req.patientId ?? null, encounterId: req.encounterId ?? null, replay };
+      if (replay !== null) return { replay };
     }
     const species = checkSpecies(kb, facts.species, req.patientId !== undefined ? 'patient species' : 'patient.species');
     // Stored observations are not re-checked: one in a unit the agents cannot convert is kept
@@ -125,7 +132,7 @@ export class DiagnosesService {
     requireWriter(ctx);
     const { patientId, patient, encounterId, consultationId, ...fields } = req;
     const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields], opts.idem);
-    if (assembled.replay !== undefined) return { response: assembled.replay, sessionDegraded: false };
+    if ('replay' in assembled) return { response: assembled.replay, sessionDegraded: false };
     if (consultationId !== undefined) {
       // Checked before the agents run: the consultation exists for this clinic and is about
       // the same patient, so a chain is never appended to another patient's session.
@@ -143,7 +150,6 @@ export class DiagnosesService {
    * shared with consultations. The report is serialised once: that text is stored and sent.
    */
   async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
-    if (assembled.replay !== undefined) return { response: assembled.replay, sessionDegraded: false };
     const sessions = this.sessions();
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();
