@@ -80,6 +80,9 @@ const addFormats = ((formatsPlugin as unknown as { default?: typeof formatsPlugi
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** pino's isLevelEnabled, which Fastify's logger type does not declare. */
+const infoEnabled = (log: FastifyBaseLogger): boolean => (log as unknown as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') ?? true;
+
 function ajvFor(coerce: boolean): Ajv {
   // Bodies are validated as sent (a string is not a number); query strings and path params
   // arrive as text, so those are coerced. Unknown fields are rejected, never stripped.
@@ -161,6 +164,8 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     const elapsedMs = reply.elapsedTime;
     services.requestMetrics.observeRequest(request.method, route, reply.statusCode, elapsedMs / 1000);
     if (request.traceContext !== null) endRequestTrace(request.traceContext, reply.statusCode);
+    // Below the info level the line is not written, so neither is it built (nor a trace id drawn).
+    if (!infoEnabled(request.log)) return;
     request.log.info(
       {
         clinic: request.ctx?.principal.clinicId,
