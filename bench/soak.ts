@@ -10,7 +10,6 @@
  * Writes bench/results/bench-soak-<mode>-<time>.json.
  */
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
