@@ -180,7 +180,11 @@ describe('orchestrator', () => {
     assert.ok(steps.indexOf('differential') > steps.indexOf('intake') && steps.indexOf('narrative') === 5);
     assert.ok(r.steps.every((s) => /^[0-9a-f]{64}$/.test(s.inputDigest) && s.status === 'ok'));
     assert.equal(r.outputs.differential!.differentials[0]!.code, 'gastric_dilatation_volvulus');
-    assert.ok(r.outputs.differential!.differentials[0]!.evidence.some((e) => e.weight > 0 && e.source.kind === 'complaint'));
+    // An evidence item names its finding; the finding's source is in the findings, by code.
+    const sourceOf = new Map(r.findings.map((f) => [f.code, f.source]));
+    const top = r.outputs.differential!.differentials[0]!.evidence;
+    assert.ok(top.some((e) => e.weight > 0 && e.source === undefined && sourceOf.get(e.finding)?.kind === 'complaint'));
+    assert.ok(top.every((e) => (e.source === undefined) === sourceOf.has(e.finding)), 'a source inline only for signalment, which is not a finding');
     assert.equal(r.outputs.triage!.level, 'emergency');
     assert.match(r.outputs.narrative!.text, /^S: /);
   });

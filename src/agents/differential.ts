@@ -7,7 +7,7 @@
 import type { Condition, KbSpecies } from '../knowledge/model.js';
 import type { CaseInput, Differential, DifferentialOutput, EvidenceWeight, FindingEvidence } from './types.js';
 
-export const DIFFERENTIAL_VERSION = '1.0.0';
+export const DIFFERENTIAL_VERSION = '1.1.0';
 
 /** P(finding | condition) for a finding the condition does not list (knowledge-base README guidance). */
 const UNLISTED_LIKELIHOOD = 0.02;
@@ -181,7 +181,7 @@ export class DifferentialModel {
       const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
       const m = this.marginal.get(f.code) ?? this.unlistedOf(f.code);
       const weight = Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
-      if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, source: f.source, weight: Math.round(weight * 1000) / 1000 });
+      if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, weight: Math.round(weight * 1000) / 1000 });
     }
     return evidence;
   }

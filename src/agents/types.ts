@@ -82,7 +82,12 @@ export interface LabsOutput {
 export interface EvidenceWeight {
   finding: string;
   present: boolean;
-  source: EvidenceRef;
+  /**
+   * Only on signalment items (breed, age, sex), which are not findings. A finding's source is
+   * its entry in the findings the differential was given (the report's `findings`), under the
+   * same code: repeating it in every differential's evidence was most of a report's bytes.
+   */
+  source?: EvidenceRef;
   /** Natural log of the likelihood ratio this item contributed: > 0 supports, < 0 argues against. */
   weight: number;
 }

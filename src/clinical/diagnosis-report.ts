@@ -4,7 +4,7 @@
  * seed script.
  */
 import { AGENT_VERSIONS, type OrchestratorResult } from '../agents/orchestrator.js';
-import type { CaseInput, Differential, PlanOutput, TriageOutput } from '../agents/types.js';
+import type { CaseInput, Differential, EvidenceRef, FindingEvidence, PlanOutput, TriageOutput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { Diagnosis } from './diagnosis-schemas.js';
 import type { EvidenceLink } from './ports.js';
@@ -48,6 +48,8 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
 /** The parts of a report its evidence links are read from (as built, or as stored and read back). */
 export interface ReportEvidenceSource {
   differentials: Differential[];
+  /** Where each finding came from: a differential's evidence item names its finding by code. */
+  findings: FindingEvidence[];
   triage: TriageOutput;
   plan: PlanOutput | null;
 }
@@ -77,9 +79,14 @@ export function evidenceBesideReport(r: OrchestratorResult, kb: KnowledgeBase): 
  */
 export function reportEvidence(report: ReportEvidenceSource, mediaIds: readonly string[], beside: readonly EvidenceLink[]): EvidenceLink[] {
   const links: EvidenceLink[] = [];
+  // Reports of differential agent 1.0.0 carry each item's source inline; later ones carry it for
+  // signalment only and name the finding, whose source is in the report's findings (one per code).
+  const sourceOf = new Map<string, EvidenceRef>(report.findings.map((f) => [f.code, f.source]));
   for (const d of report.differentials) {
     for (const e of d.evidence) {
-      links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: e.source.kind, evidenceRef: e.source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(e.source) }, weight: e.weight });
+      const source = e.source ?? sourceOf.get(e.finding);
+      if (source === undefined) throw new Error(`diagnosis report: evidence finding ${e.finding} of ${d.code} has no source among the report's findings`);
+      links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: source.kind, evidenceRef: source.ref, finding: e.finding, detail: { present: e.present, probability: d.probability, ...detailOf(source) }, weight: e.weight });
     }
     if (d.evidence.length === 0) links.push({ conclusionType: 'differential', conclusionCode: d.code, evidenceKind: 'prior', evidenceRef: 'knowledge-base', finding: null, detail: { probability: d.probability, note: 'ranked on prior and signalment alone' }, weight: null });
   }
@@ -114,5 +121,5 @@ export function reportEvidence(report: ReportEvidenceSource, mediaIds: readonly 
 /** Every evidence link of a fresh result (what reportEvidence reads back from its stored report). */
 export function evidenceLinks(r: OrchestratorResult, input: CaseInput, kb: KnowledgeBase): EvidenceLink[] {
   const o = r.outputs;
-  return reportEvidence({ differentials: o.differential?.differentials ?? [], triage: o.triage ?? { level: 'emergency', reasons: [] }, plan: o.plan ?? null }, input.mediaIds, evidenceBesideReport(r, kb));
+  return reportEvidence({ differentials: o.differential?.differentials ?? [], findings: r.findings, triage: o.triage ?? { level: 'emergency', reasons: [] }, plan: o.plan ?? null }, input.mediaIds, evidenceBesideReport(r, kb));
 }

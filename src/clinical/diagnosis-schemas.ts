@@ -70,6 +70,15 @@ export type ConsultationInputs = Static<typeof ConsultationInputs>;
 export const ConsultationParams = Type.Object({ id: Type.String({ pattern: '^cs_[A-Za-z0-9_-]{22}$' }) }, Strict);
 
 const Json = Type.Unknown();
+const EvidenceItem = Type.Object(
+  {
+    finding: Type.String({ description: "A finding's code (its source is the entry of `findings` with that code), or a signalment item: `age`, `sex`, `breed:<name>`" }),
+    present: Type.Boolean(),
+    weight: Type.Number({ description: 'Natural log of the likelihood ratio this item contributed: > 0 supports, < 0 argues against' }),
+    source: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Signalment items only (and every item of reports written before differential agent 1.1.0)' })),
+  },
+  { additionalProperties: true },
+);
 export const Diagnosis = Type.Object({
   id: Id,
   createdAt: Type.String({ format: 'date-time' }),
@@ -79,7 +88,7 @@ export const Diagnosis = Type.Object({
   species: Type.String(),
   triage: Type.Object({ level: Type.String(), reasons: Type.Array(Json) }),
   differentials: Type.Array(
-    Type.Object({ code: Type.String(), name: Type.String(), urgency: Type.String(), probability: Type.Number(), evidence: Type.Array(Json) }),
+    Type.Object({ code: Type.String(), name: Type.String(), urgency: Type.String(), probability: Type.Number(), evidence: Type.Array(EvidenceItem) }),
   ),
   findings: Type.Array(Json),
   labs: Type.Array(Json),

@@ -38,7 +38,8 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       assert.equal(d.triage.level, 'emergency');
       assert.equal(d.differentials[0].code, 'gastric_dilatation_volvulus');
       assert.ok(d.differentials.every((x: { probability: number }, i: number, a: Array<{ probability: number }>) => i === 0 || a[i - 1]!.probability >= x.probability));
-      assert.ok(d.differentials[0].evidence.some((e: { source: { kind: string }; weight: number }) => e.source.kind === 'complaint' && e.weight > 0));
+      const kindOf = new Map(d.findings.map((f: { code: string; source: { kind: string } }) => [f.code, f.source.kind]));
+      assert.ok(d.differentials[0].evidence.some((e: { finding: string; weight: number }) => kindOf.get(e.finding) === 'complaint' && e.weight > 0), "evidence names findings whose source is the complaint");
       assert.ok(d.plan.tests.length > 0);
       assert.match(d.narrative.text, /^S: /);
       assert.ok(d.warnings.some((w: string) => /mystery_marker not interpreted/.test(w)), 'unknown analytes are listed, not dropped');
@@ -172,7 +173,8 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       assert.ok(d.warnings.some((w: string) => /Lab glucose not interpreted/.test(w)), 'a stored value in an unknown unit is kept and reported, not a 422');
       assert.equal(d.triage.level, 'emergency');
       assert.equal(d.differentials[0].code, 'urethral_obstruction');
-      const refs = d.differentials[0].evidence.map((e: { source: { ref: string } }) => e.source.ref);
+      const refOf = new Map(d.findings.map((f: { code: string; source: { ref: string } }) => [f.code, f.source.ref]));
+      const refs = d.differentials[0].evidence.map((e: { finding: string }) => refOf.get(e.finding));
       assert.ok(refs.includes(obs) && refs.includes(k), 'evidence names the observations it came from');
       const list = (await api('GET', `/v1/patients/${patient}/diagnoses`)).json();
       assert.deepEqual(list.items.map((x: { id: string }) => x.id), [d.id]);
