@@ -5,7 +5,7 @@
  * fail-safe where safety depends on it) instead of failing the request. Every step is recorded
  * (agent, version, input digest, output) for the reasoning chain.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { KnowledgeBase } from '../knowledge/load.js';
@@ -122,7 +122,8 @@ interface Node<K extends AgentName> {
   fallback?: () => Outputs[K];
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+// One-shot: no Hash object per digest (13 digests per diagnosis).
+const sha256 = (text: string) => hash('sha256', text, 'hex');
 
 /**
  * The digest of an agent's input: its case fields' JSON, then the output digest of each agent it

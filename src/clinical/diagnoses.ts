@@ -3,7 +3,7 @@
  * and persist the report, an evidence link for every conclusion, the provenance and the audit
  * event in ONE transaction. A report is explainable from the persistent tier alone.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../agents/orchestrator.js';
 import type { CaseInput } from '../agents/types.js';
@@ -30,8 +30,21 @@ export interface DiagnosisOutcome {
   sessionDegraded: boolean;
 }
 
+/**
+ * A session id's 16 random bytes come from a pool refilled 256 ids at a time: one getrandom call
+ * per 256 sessions instead of one each (~12 µs per call on the bench VM, ~1 % of a diagnosis).
+ */
+const SESSION_ID_POOL = Buffer.allocUnsafe(16 * 256);
+let sessionIdAt = SESSION_ID_POOL.length;
+
 export function newSessionId(): string {
-  return `cs_${randomBytes(16).toString('base64url')}`;
+  if (sessionIdAt === SESSION_ID_POOL.length) {
+    randomFillSync(SESSION_ID_POOL);
+    sessionIdAt = 0;
+  }
+  const random = SESSION_ID_POOL.toString('base64url', sessionIdAt, sessionIdAt + 16);
+  sessionIdAt += 16;
+  return `cs_${random}`;
 }
 
 interface Assembled {

@@ -5,7 +5,7 @@
  * content, its position and the previous hash; audit_chains holds each chain's head, which
  * exposes a truncated tail. A chain's head advances in memory only after COMMIT.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { canonicalJson } from '../../clinical/canonical-json.js';
 import type { AuditEntry, AuditVerification, RequestContext, StoredAuditEvent } from '../../clinical/ports.js';
@@ -42,7 +42,7 @@ export function eventHash(prevHash: string, e: AuditRow): string {
     e.sourceIp,
     e.detail,
   ]);
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+  return hash('sha256', `${prevHash}\n${body}`, 'hex');
 }
 
 export class AuditWriter {
