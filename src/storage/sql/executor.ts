@@ -55,17 +55,13 @@ export const TENANT_SCOPE_SQL = `SELECT set_config('role', '${APP_ROLE}', true),
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The tenant scope as simple-protocol SQL, to be sent in one script with BEGIN or SAVEPOINT,
- * saving a round trip. The clinic id is inlined, so it must be a canonical uuid (it always
+ * The tenant scope as one parameterless statement, a lead that travels with the unit's first
+ * statement (group-commit.ts). The clinic id is inlined, so it must be a canonical uuid (it always
  * comes from the api_keys table, never from a request).
  */
 export function scopeSql(clinicId: string): string {
   if (!UUID.test(clinicId)) throw new Error('clinic id is not a canonical uuid');
   return `SELECT set_config('role', '${APP_ROLE}', true), set_config('app.clinic_id', '${clinicId}', true)`;
-}
-
-export function beginScopedSql(clinicId: string): string {
-  return `BEGIN; ${scopeSql(clinicId)}`;
 }
 
 /** The commit and rollback callbacks of one unit of work. */

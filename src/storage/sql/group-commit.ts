@@ -26,15 +26,21 @@ export interface BatchConnection {
   query<R>(text: string, params?: readonly unknown[]): Promise<R[]>;
   /** A simple-protocol script of one or more statements. */
   exec(sql: string): Promise<void>;
+  /**
+   * A parameterless statement (BEGIN, SAVEPOINT, the tenant scope) that must run before the
+   * next query or exec: the driver sends it in the same write as that one, so it costs no round
+   * trip of its own. Leads still pending when the body ends run with the COMMIT.
+   */
+  lead(statement: string): void;
 }
 
 /**
- * Runs body in one transaction on one connection. The body's first script starts with
- * `beginPrefix` (e.g. "BEGIN; "), so BEGIN costs no round trip of its own; the runner commits
- * when body resolves and rolls back when it throws.
+ * Runs body in one transaction on one connection. The body's first lead is `begin` when the
+ * runner needs one ("BEGIN"; null where the driver opens the transaction itself); the runner
+ * commits when body resolves and rolls back when it throws.
  */
 export interface BatchRunner {
-  readonly beginPrefix: string;
+  readonly begin: string | null;
   run(body: (conn: BatchConnection) => Promise<void>): Promise<void>;
 }
 
@@ -115,25 +121,31 @@ export class GroupCommit {
     const txn = {};
     try {
       await this.runner.run(async (conn) => {
+        // BEGIN, each unit's savepoint and its tenant scope are leads: they travel with the
+        // unit's first statement, so a unit that runs one statement costs one round trip.
+        if (this.runner.begin !== null) conn.lead(this.runner.begin);
         if (batch.length === 1) {
           // Alone: no savepoint needed, a failure rolls back the whole transaction.
           const unit = batch[0]!;
-          await conn.exec(`${this.runner.beginPrefix}${scopeSql(unit.clinicId)}`);
+          conn.lead(scopeSql(unit.clinicId));
           unit.result = await unit.fn(sqlTx(conn, conn.identity, txn, unit.callbacks));
           unit.state = 'kept';
           return;
         }
-        let prefix = this.runner.beginPrefix;
+        let release = false;
         for (const unit of batch) {
-          await conn.exec(`${prefix}SAVEPOINT unit; ${scopeSql(unit.clinicId)}`);
+          if (release) conn.lead('RELEASE SAVEPOINT unit');
+          conn.lead('SAVEPOINT unit');
+          conn.lead(scopeSql(unit.clinicId));
           try {
             unit.result = await unit.fn(sqlTx(conn, conn.identity, txn, unit.callbacks));
             unit.state = 'kept';
-            prefix = 'RELEASE SAVEPOINT unit; ';
+            release = true;
           } catch (err) {
             if (this.opts.isFatal(err)) throw err;
+            // Runs any of this unit's leads still pending first, so the savepoint exists.
             await conn.exec('ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit');
-            prefix = '';
+            release = false;
             unit.callbacks.rolledBack();
             this.failed(unit, err);
           }
@@ -193,7 +205,7 @@ export async function runTransaction<T>(runner: BatchRunner, group: GroupCommit,
   let result: T;
   try {
     await runner.run(async (conn) => {
-      if (runner.beginPrefix !== '') await conn.exec(runner.beginPrefix);
+      if (runner.begin !== null) conn.lead(runner.begin);
       result = await traced(sqlTx(conn, conn.identity, undefined, callbacks));
     });
   } catch (err) {

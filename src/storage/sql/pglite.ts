@@ -77,7 +77,7 @@ export class PgliteExecutor implements SqlExecutor {
     private readonly releaseLock: () => void,
     opts: PgliteOptions,
   ) {
-    this.runner = { beginPrefix: '', run: (body) => this.inTransaction(body) };
+    this.runner = { begin: null, run: (body) => this.inTransaction(body) };
     this.group = new GroupCommit(
       this.runner,
       {
@@ -106,13 +106,29 @@ export class PgliteExecutor implements SqlExecutor {
   /** PGlite's transaction() holds its mutex, BEGINs, and COMMITs (or rolls back on a throw). */
   private async inTransaction(body: (conn: BatchConnection) => Promise<void>): Promise<void> {
     await this.db.transaction(async (ptx) => {
+      // In process there is no round trip to save: leads simply run before the next statement.
+      const leads: string[] = [];
+      const runLeads = async (): Promise<void> => {
+        if (leads.length === 0) return;
+        const script = leads.join('; ');
+        leads.length = 0;
+        await ptx.exec(script);
+      };
       await body({
         identity: this.connection,
-        query: async <R>(text: string, params?: readonly unknown[]) => (await ptx.query<R>(text, params as unknown[])).rows,
+        query: async <R>(text: string, params?: readonly unknown[]) => {
+          await runLeads();
+          return (await ptx.query<R>(text, params as unknown[])).rows;
+        },
         exec: async (sql: string) => {
+          await runLeads();
           await ptx.exec(sql);
         },
+        lead: (statement: string) => {
+          leads.push(statement);
+        },
       });
+      await runLeads();
     });
   }
 

@@ -46,13 +46,51 @@ function statementName(text: string): string | undefined {
   return name;
 }
 
+interface Corkable {
+  connection: { stream: { cork(): void; uncork(): void } };
+}
+
+/**
+ * A pooled client as a BatchConnection. The pool's clients run in pg's pipeline mode, which sends
+ * a query without waiting for the one before it to be answered; the leads (BEGIN, SAVEPOINT, the
+ * tenant scope) go as one simple-protocol script and the statement right behind it, corked into
+ * one socket write, and each is answered in turn. Only leads are ever sent ahead like this: every
+ * other statement still waits for the answer before it, as the transaction's logic requires.
+ */
 function batchConnection(client: pg.PoolClient): BatchConnection {
+  const leads: string[] = [];
+  const takeLeads = (): string => {
+    const script = leads.join('; ');
+    leads.length = 0;
+    return script;
+  };
   return {
     identity: client,
-    query: async <R>(text: string, params?: readonly unknown[]) =>
-      (params === undefined || params.length === 0 ? await client.query(text) : await client.query({ name: statementName(text), text, values: params as unknown[] })).rows as R[],
+    query: async <R>(text: string, params?: readonly unknown[]) => {
+      const config = params === undefined || params.length === 0 ? { text } : { name: statementName(text), text, values: params as unknown[] };
+      if (leads.length === 0) return (await client.query(config)).rows as R[];
+      const { stream } = (client as unknown as Corkable).connection;
+      stream.cork();
+      let ahead: Promise<unknown>;
+      let main: Promise<pg.QueryResult>;
+      try {
+        ahead = client.query(takeLeads());
+        main = client.query(config);
+      } finally {
+        stream.uncork();
+      }
+      // Both are awaited, so neither rejection goes unheard. A failed lead aborts the
+      // transaction, and the statement behind it then fails without running (25P02).
+      const [lead, result] = await Promise.allSettled([ahead, main]);
+      if (lead.status === 'rejected') throw lead.reason;
+      if (result.status === 'rejected') throw result.reason;
+      return result.value.rows as R[];
+    },
     exec: async (sql: string) => {
-      await client.query(sql);
+      await client.query(leads.length === 0 ? sql : `${takeLeads()}; ${sql}`);
+    },
+    lead: (statement: string) => {
+      leads.push(statement);
     },
   };
 }
@@ -73,9 +111,11 @@ export class PostgresExecutor implements SqlExecutor {
       max: opts.poolMax,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
+      // See batchConnection: lets a transaction's leads share a round trip with its first statement.
+      pipeline: true,
     });
     this.pool.on('error', (err) => opts.onPoolError?.(err));
-    this.runner = { beginPrefix: 'BEGIN; ', run: (body) => this.onConnection(body) };
+    this.runner = { begin: 'BEGIN', run: (body) => this.onConnection(body) };
     this.group = new GroupCommit(
       this.runner,
       {
@@ -104,8 +144,10 @@ export class PostgresExecutor implements SqlExecutor {
     const onError = (err: Error) => (broken = err);
     client.on('error', onError);
     try {
-      await body(batchConnection(client));
-      await client.query('COMMIT');
+      const conn = batchConnection(client);
+      await body(conn);
+      // With any leads still pending (a body that ran no statement), in the same script.
+      await conn.exec('COMMIT');
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
       else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));

@@ -88,7 +88,16 @@ function likePrefix(prefix: string): string {
  * read never sees a state the database would not show it at that point. Each request still
  * writes its own audit event. Locking reads (FOR UPDATE) always go to the database.
  */
-const coalescedReads = new WeakMap<object, Map<string, StoredRecord<unknown> | null>>();
+interface CoalescedReads {
+  records: Map<string, StoredRecord<unknown> | null>;
+  /**
+   * Writes of records in the transaction so far. A read whose answer arrives after a write
+   * finished (a read and a write sent together, answered in either order of continuations) is
+   * returned but not kept: it may show the row from before the write.
+   */
+  writes: number;
+}
+const coalescedReads = new WeakMap<object, CoalescedReads>();
 
 /** Told of every record read: served from the transaction's earlier read (hit) or not. */
 export type RecordReadObserver = (hit: boolean) => void;
@@ -107,14 +116,21 @@ class SqlClinicalTx implements ClinicalTx {
     return `${this.clinicId}|${type}|${id}`;
   }
 
-  private reads(): Map<string, StoredRecord<unknown> | null> {
+  private reads(): CoalescedReads {
     let reads = coalescedReads.get(this.tx.txn);
-    if (reads === undefined) coalescedReads.set(this.tx.txn, (reads = new Map()));
+    if (reads === undefined) coalescedReads.set(this.tx.txn, (reads = { records: new Map(), writes: 0 }));
     if (!this.rollbackHooked) {
       this.rollbackHooked = true;
       this.tx.onRollback(() => coalescedReads.delete(this.tx.txn));
     }
     return reads;
+  }
+
+  /** A write of this record: its coalesced read is dropped, and reads in flight are not kept. */
+  private forget(type: ResourceType, id: string): void {
+    const reads = this.reads();
+    reads.records.delete(this.readKey(type, id));
+    reads.writes++;
   }
 
   private get clinicId(): string {
@@ -130,7 +146,7 @@ class SqlClinicalTx implements ClinicalTx {
       `INSERT INTO ${spec.table} (${names.join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING ${RECORD_COLUMNS}`,
       values,
     );
-    this.reads().delete(this.readKey(type, id));
+    this.forget(type, id);
     await this.recordVersion(type, id, 1, false, content, at);
     return toRecord(row!);
   }
@@ -141,14 +157,14 @@ class SqlClinicalTx implements ClinicalTx {
     const sets = ['version = version + 1', 'deleted = $4', 'content = $5', 'updated_at = $6', ...Object.keys(cols).map((c, i) => `${c} = $${i + 7}`)];
     // The version predicate makes concurrent writers with the same If-Match race for one winner:
     // the loser re-reads the row after the winner commits and matches nothing.
-    this.reads().delete(this.readKey(type, id));
+    this.forget(type, id);
     const [row] = await this.tx.query<RecordRow>(
       `UPDATE ${spec.table} SET ${sets.join(', ')} WHERE clinic_id = $1 AND id = $2 AND version = $3 RETURNING ${RECORD_COLUMNS}`,
       [this.clinicId, id, expectedVersion, deleted, JSON.stringify(content), at, ...Object.values(cols)],
     );
     // Again once the write has answered: a read of this record issued before it on the same
     // connection resolves first and must not leave its older row behind.
-    this.reads().delete(this.readKey(type, id));
+    this.forget(type, id);
     if (row === undefined) return null;
     await this.recordVersion(type, id, row.version, deleted, content, at);
     return toRecord(row);
@@ -166,18 +182,19 @@ class SqlClinicalTx implements ClinicalTx {
     const reads = this.reads();
     const key = this.readKey(type, id);
     if (!opts.forUpdate) {
-      const earlier = reads.get(key);
+      const earlier = reads.records.get(key);
       this.onRead?.(earlier !== undefined);
       // A copy: the requests sharing the read must not see each other's changes to it.
       if (earlier !== undefined) return structuredClone(earlier);
     }
+    const writesBefore = reads.writes;
     const [row] = await this.tx.query<RecordRow>(
       `SELECT ${RECORD_COLUMNS} FROM ${TABLES[type].table} WHERE clinic_id = $1 AND id = $2${opts.forUpdate ? ' FOR UPDATE' : ''}`,
       [this.clinicId, id],
     );
     const rec = row === undefined ? null : toRecord(row);
     // A locking read precedes a write, which drops the entry again.
-    if (!opts.forUpdate) reads.set(key, rec === null ? null : structuredClone(rec));
+    if (!opts.forUpdate && reads.writes === writesBefore) reads.records.set(key, rec === null ? null : structuredClone(rec));
     return rec;
   }
 
