@@ -7,17 +7,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
 import type { Differential } from '../src/agents/types.js';
-import { diagnosisReport, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from '../src/clinical/diagnosis-report.js';
+import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from '../src/clinical/diagnosis-report.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from './vignettes/evaluate.js';
 
 const kb = loadKnowledgeBase();
 const registry = new AgentRegistry(kb, null, { default: 1000, narrative: 1000 });
 
-async function reportOf(request: Parameters<typeof caseFromRequest>[1]) {
+async function reportOf(request: Parameters<typeof caseFromRequest>[1], opts: Parameters<typeof orchestrate>[2] = {}, sessionStore = 'memory') {
   const input = caseFromRequest(kb, request);
-  const result = await orchestrate(registry, input);
-  const report = diagnosisReport({ id: 'd', createdAt: '2026-12-04T00:00:00.000Z', requestId: 'r', patientId: null, encounterId: null, sessionId: 's', input, result, kbVersion: kb.version, sessionStore: 'memory' });
+  const result = await orchestrate(registry, input, opts);
+  const report = diagnosisReport({ id: 'd', createdAt: '2026-12-04T00:00:00.000Z', requestId: 'r', patientId: null, encounterId: null, sessionId: 's', input, result, kbVersion: kb.version, sessionStore });
+  // What the service stores and sends: spliced from the agents' JSON, and no different.
+  assert.equal(diagnosisReportJson(report, result), JSON.stringify(report));
   // As the trace reads it: the stored text parsed back.
   return { input, result, report: JSON.parse(JSON.stringify(report)) as ReportEvidenceSource };
 }
@@ -47,6 +49,15 @@ describe('reportEvidence', () => {
       }
     }
     assert.ok(items > 1000, `only ${items} evidence items checked`);
+  });
+
+  it('splices the same report text when agents failed, fell back or left parts out, and when the session tier fell back', async () => {
+    const request = loadVignettes()[0]!.request;
+    const boom = () => {
+      throw new Error('injected');
+    };
+    for (const agent of ['intake', 'labs', 'differential', 'triage', 'plan', 'narrative'] as const) await reportOf(request, { overrides: { [agent]: boom } });
+    await reportOf(request, {}, 'memory-fallback');
   });
 
   it('refuses a report whose evidence names a finding it does not list, rather than invent a source', async () => {

@@ -103,6 +103,8 @@ export interface OrchestratorResult {
   steps: ChainStep[];
   /** Each step as JSON, in order: serialised once, hashed for the digests and stored as is. */
   stepJson: string[];
+  /** Each agent's latest output as the JSON its step holds (what JSON.stringify(outputs[agent]) gives). */
+  outputJson: Partial<Record<AgentName, string>>;
   messages: AgentMessage[];
   warnings: string[];
   chainDigest: string;
@@ -194,6 +196,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const outputs: Outputs = {};
   const steps: ChainStep[] = [];
   const stepJson: string[] = [];
+  const outputJson: Partial<Record<AgentName, string>> = {};
   const messages: AgentMessage[] = [];
   const warnings: string[] = [];
   const done = new Set<AgentName>();
@@ -240,6 +243,7 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     if (output !== null && output !== undefined) outputDigests.set(node.name, outputDigest);
     const { output: _output, ...head } = step;
     stepJson.push(`${JSON.stringify(head).slice(0, -1)},"output":${outputText}}`);
+    if (output !== null && output !== undefined) outputJson[node.name] = outputText;
     steps.push(step);
     stepOutputDigests.push(outputDigest);
     for (const dep of node.deps) messages.push({ from: dep, to: node.name, kind: 'output', at: step.at, body: { inputDigest: step.inputDigest } });
@@ -255,5 +259,5 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   for (const n of outputs.labs?.notInterpreted ?? []) warnings.push(`Lab ${n.analyte} not interpreted: ${n.reason}`);
   if (input.mediaIds.length > 0) warnings.push(`${input.mediaIds.length} media item(s) attached to the case; images are stored and linked but not interpreted`);
   const chainDigest = sha256(JSON.stringify(steps.map((s, i) => [s.agent, s.agentVersion, s.inputDigest, s.status, stepOutputDigests[i]])));
-  return { outputs, findings: findingsOf(outputs), steps, stepJson, messages, warnings, chainDigest };
+  return { outputs, findings: findingsOf(outputs), steps, stepJson, outputJson, messages, warnings, chainDigest };
 }

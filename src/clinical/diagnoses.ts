@@ -9,7 +9,7 @@ import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../agents/orche
 import type { CaseInput } from '../agents/types.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
-import { diagnosisReport, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from './diagnosis-report.js';
+import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from './diagnosis-report.js';
 import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from './errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
@@ -193,7 +193,7 @@ export class DiagnosesService {
       kbVersion: this.registry.kb.version,
       sessionStore: sessions.degraded ? 'memory-fallback' : sessions.kind,
     });
-    const reportJson = JSON.stringify(diagnosis);
+    const reportJson = diagnosisReportJson(diagnosis, result);
     const response = await this.ops.create(ctx, { ...CREATE_DIAGNOSIS }, opts.idem, async (tx, draft) => {
       draft.entityId = id;
       if (assembled.patientId !== null) draft.detail = { patientId: assembled.patientId };
