@@ -54,8 +54,11 @@ interface Corkable {
  * A pooled client as a BatchConnection. The pool's clients run in pg's pipeline mode, which sends
  * a query without waiting for the one before it to be answered; the leads (BEGIN, SAVEPOINT, the
  * tenant scope) go as one simple-protocol script and the statement right behind it, corked into
- * one socket write, and each is answered in turn. Only leads are ever sent ahead like this: every
- * other statement still waits for the answer before it, as the transaction's logic requires.
+ * one socket write, and each is answered in turn. The server runs them in the order sent, as it
+ * does queries a unit issues together (Promise.all), which pipeline mode now also sends at once.
+ * The script starts with BEGIN or SAVEPOINT, so once it runs at all, a failure in it aborts the
+ * transaction and the statement behind it fails unrun (25P02); it cannot fail to parse, being
+ * constant text and a clinic id that scopeSql checked is a canonical uuid.
  */
 function batchConnection(client: pg.PoolClient): BatchConnection {
   const leads: string[] = [];
@@ -79,8 +82,7 @@ function batchConnection(client: pg.PoolClient): BatchConnection {
       } finally {
         stream.uncork();
       }
-      // Both are awaited, so neither rejection goes unheard. A failed lead aborts the
-      // transaction, and the statement behind it then fails without running (25P02).
+      // Both are awaited, so neither rejection goes unheard.
       const [lead, result] = await Promise.allSettled([ahead, main]);
       if (lead.status === 'rejected') throw lead.reason;
       if (result.status === 'rejected') throw result.reason;
