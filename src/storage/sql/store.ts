@@ -156,15 +156,14 @@ class SqlClinicalTx implements ClinicalTx {
     const cols = spec.columns(content);
     const sets = ['version = version + 1', 'deleted = $4', 'content = $5', 'updated_at = $6', ...Object.keys(cols).map((c, i) => `${c} = $${i + 7}`)];
     // The version predicate makes concurrent writers with the same If-Match race for one winner:
-    // the loser re-reads the row after the winner commits and matches nothing.
+    // the loser re-reads the row after the winner commits and matches nothing. Forgotten before
+    // the UPDATE is sent: a read already in flight then is not kept, and one issued later is
+    // answered after the UPDATE.
     this.forget(type, id);
     const [row] = await this.tx.query<RecordRow>(
       `UPDATE ${spec.table} SET ${sets.join(', ')} WHERE clinic_id = $1 AND id = $2 AND version = $3 RETURNING ${RECORD_COLUMNS}`,
       [this.clinicId, id, expectedVersion, deleted, JSON.stringify(content), at, ...Object.values(cols)],
     );
-    // Again once the write has answered: a read of this record issued before it on the same
-    // connection resolves first and must not leave its older row behind.
-    this.forget(type, id);
     if (row === undefined) return null;
     await this.recordVersion(type, id, row.version, deleted, content, at);
     return toRecord(row);
