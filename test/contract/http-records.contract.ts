@@ -221,6 +221,11 @@ export function httpRecordsContract(name: string, open: () => Promise<{ db: SqlE
       assert.equal((await api('POST', '/v1/media', { raw: PNG, contentType: 'image/jpeg' })).statusCode, 415, 'declared JPEG, PNG bytes');
       assert.equal((await api('POST', '/v1/media', { raw: Buffer.from('GIF89a...'), contentType: 'image/gif' })).statusCode, 415);
       assert.equal((await api('POST', '/v1/media', { raw: Buffer.from('<html>'), contentType: 'application/pdf' })).statusCode, 415);
+      for (const json of ['null', '{}', '[]', '"x"', '1']) {
+        const res = await api('POST', '/v1/media', { raw: Buffer.from(json), contentType: 'application/json' });
+        assert.equal(res.statusCode, 415, `a JSON body ${json}: ${res.body}`);
+        assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8');
+      }
       assert.equal((await api('POST', `/v1/media?patientId=01890000-0000-7000-8000-000000000003`, { raw: PNG, contentType: 'image/png' })).statusCode, 422);
       const big = Buffer.concat([PNG, Buffer.alloc(11 * 1024 * 1024)]);
       assert.equal((await api('POST', '/v1/media', { raw: big, contentType: 'image/png' })).statusCode, 413);

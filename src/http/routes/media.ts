@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { DomainError } from '../../clinical/errors.js';
 import { IdParams, Media, MEDIA_TYPES, MediaQuery, type MediaType } from '../../clinical/schemas.js';
 import { idempotencyOf, sendStored, withEtag } from '../replies.js';
 import type { App, Services } from '../server.js';
@@ -22,7 +23,12 @@ export async function registerMediaRoutes(app: App, { media }: Services, maxByte
       },
       async (request, reply) => {
         const declared = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() as MediaType;
-        const bytes = request.body as Buffer;
+        const bytes = request.body;
+        // A JSON or form body reaches this route parsed by the app's own parsers: refuse it
+        // here as any other type that is not a media type, before anything is stored.
+        if (!Buffer.isBuffer(bytes) || !(MEDIA_TYPES as readonly string[]).includes(declared)) {
+          throw new DomainError(415, 'unsupported-media-type', 'Unsupported Media Type', `Send the file bytes as the body with Content-Type one of ${MEDIA_TYPES.join(', ')}`);
+        }
         return sendStored(reply, await media.createMedia(request.ctx, declared, bytes, request.query, idempotencyOf(request, bytes)));
       },
     );
