@@ -42,4 +42,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
 # Exec form: node is PID 1 and receives SIGTERM itself, so `serve` drains in-flight requests.
-CMD ["node", "dist/cli.js", "serve"]
+CMD ["node", "--max-semi-space-size=64", "dist/cli.js", "serve"]

@@ -8,6 +8,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { withServeFlags } from './node-flags.js';
 import { relayClusterMetrics } from './observability/cluster-metrics.js';
 import { ClusterRevocationBus } from './storage/pubsub/revocations.js';
 
@@ -26,6 +27,8 @@ export function superviseWorkers(opts: SupervisorOptions): void {
   const retiring = new Set<Worker>();
   const crashes: number[] = [];
 
+  // Workers start with the service's V8 flags even when the primary was started without them.
+  cluster.setupPrimary({ execArgv: withServeFlags(process.execArgv) });
   ClusterRevocationBus.relay();
   relayClusterMetrics();
 

@@ -1,5 +1,6 @@
 /** Pure parsers and validators, with property-based tests where the input space is large. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalJson } from '../src/clinical/canonical-json.js';
@@ -7,6 +8,7 @@ import { PreconditionFailedError, PreconditionRequiredError, ValidationError } f
 import { sniffMediaType } from '../src/clinical/media-type.js';
 import { checkIfMatch } from '../src/clinical/versioning.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { SERVE_NODE_FLAGS, withServeFlags } from '../src/node-flags.js';
 import { decodeCursor, encodeCursor } from '../src/storage/sql/cursor.js';
 
 describe('config', () => {
@@ -136,5 +138,22 @@ describe('canonical JSON', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('the V8 flags the service starts with', () => {
+  it('adds each flag the operator did not give, and keeps one the operator did', () => {
+    assert.deepEqual(withServeFlags([]), [...SERVE_NODE_FLAGS]);
+    assert.deepEqual(withServeFlags(['--inspect']), ['--inspect', ...SERVE_NODE_FLAGS]);
+    assert.deepEqual(withServeFlags(['--max-semi-space-size=16']), ['--max-semi-space-size=16']);
+    assert.deepEqual(withServeFlags(['--max_semi_space_size=8']), ['--max_semi_space_size=8']);
+  });
+
+  it('are on every command that starts the service: npm start and the image', () => {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+    const cmd = /^CMD (\[.*\])$/m.exec(fs.readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8'));
+    assert.ok(cmd, 'the Dockerfile has an exec-form CMD');
+    assert.deepEqual(JSON.parse(cmd[1]!), ['node', ...SERVE_NODE_FLAGS, 'dist/cli.js', 'serve']);
+    assert.equal(pkg.scripts.start, ['node', ...SERVE_NODE_FLAGS, 'dist/cli.js', 'serve'].join(' '));
   });
 });

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { SERVE_NODE_FLAGS } from '../../src/node-flags.js';
 
 export type Mode = 'embedded' | 'postgres';
 
@@ -190,8 +191,9 @@ export class BenchService implements Service {
       this.done(() => deleteRedisKeys(opts.redisUrl, prefix));
     }
 
-    const args = [path.join(opts.root, 'dist/cli.js'), 'serve', ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)])];
-    this.server.command = `node ${args.map((a) => path.relative(opts.root, a) || a).join(' ')}`;
+    // The V8 flags npm start gives the service (src/node-flags.ts), so the bench measures what it runs.
+    const args = [...SERVE_NODE_FLAGS, path.join(opts.root, 'dist/cli.js'), 'serve', ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)])];
+    this.server.command = `node ${args.map((a) => (path.isAbsolute(a) ? path.relative(opts.root, a) : a)).join(' ')}`;
     // Server settings inherited from this shell (e.g. AGENTICPET_WORKERS, DATABASE_POOL_MAX) change the figures: record them.
     for (const [k, v] of Object.entries(env)) {
       if (/^(AGENTICPET_|DATABASE_|REDIS_|NODE_OPTIONS$|UV_THREADPOOL_SIZE$)/.test(k) && !SERVER_ENV.includes(k) && !/KEY|SECRET|PASSWORD|TOKEN/.test(k)) this.server[`env ${k}`] = (v ?? '').replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
