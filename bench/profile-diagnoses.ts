@@ -46,7 +46,7 @@ if (admin) {
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
 }
-const dbUrl = postgres ? values['pg-url']!.replace(/\/[^/]*$/, `/${dbName}`) : undefined;
+const dbUrl = postgres ? Object.assign(new URL(values['pg-url']!), { pathname: `/${dbName}` }).toString() : undefined;
 const env: Record<string, string> = { AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...(process.env.DATABASE_POOL_MAX ? { DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX } : {}), ...(postgres ? { DATABASE_URL: dbUrl!, REDIS_URL: values['redis-url']!, REDIS_KEY_PREFIX: prefix } : {}) };
 const config = loadConfig(env);
 const db = postgres ? new PostgresExecutor({ connectionString: dbUrl!, poolMax: config.dbPoolMax, groupCommitMax: config.groupCommitMax }) : await PgliteExecutor.open({ dir: path.join(dataDir, 'pglite'), groupCommitMax: config.groupCommitMax });

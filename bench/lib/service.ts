@@ -192,7 +192,10 @@ export class BenchService implements Service {
     }
 
     // The V8 flags npm start gives the service (src/node-flags.ts), so the bench measures what it runs.
-    const args = [...SERVE_NODE_FLAGS, path.join(opts.root, 'dist/cli.js'), 'serve', ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)])];
+    // AGENTICPET_BENCH_SERVER_NODE_ARGS adds node flags (e.g. --cpu-prof --cpu-prof-dir=DIR, which
+    // NODE_OPTIONS refuses) to profile the server under the bench's own load.
+    const extra = (process.env.AGENTICPET_BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+    const args = [...SERVE_NODE_FLAGS, ...extra, path.join(opts.root, 'dist/cli.js'), 'serve', ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)])];
     this.server.command = `node ${args.map((a) => (path.isAbsolute(a) ? path.relative(opts.root, a) : a)).join(' ')}`;
     // Server settings inherited from this shell (e.g. AGENTICPET_WORKERS, DATABASE_POOL_MAX) change the figures: record them.
     for (const [k, v] of Object.entries(env)) {
