@@ -20,12 +20,12 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
-import { newSessionId } from '../src/clinical/diagnoses.js';
+import { newSessionId } from '../src/clinical/diagnoses/diagnoses.js';
 import type { SessionStore, SessionWrite } from '../src/clinical/sessions.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { toJson } from '../src/storage/sessions/encoding.js';
 import { MemorySessionStore } from '../src/storage/sessions/memory.js';
-import { RedisSessionStore } from '../src/storage/sessions/redis.js';
+import { RedisSessionStore } from '../src/storage/redis/sessions.js';
 import { caseFromRequest, loadVignettes } from '../test/vignettes/evaluate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

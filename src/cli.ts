@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { bootstrap, buildRuntime, openExecutor, VERSION, writerName } from './app.js';
-import { AccessService } from './clinical/access.js';
+import { AccessService } from './clinical/access/access.js';
 import { StoreLockedError } from './clinical/errors.js';
 import { superviseWorkers } from './cluster.js';
 import { Operations } from './clinical/operation.js';

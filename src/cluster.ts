@@ -10,7 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { withServeFlags } from './node-flags.js';
 import { relayClusterMetrics } from './observability/cluster-metrics.js';
-import { ClusterRevocationBus } from './storage/pubsub/revocations.js';
+import { ClusterRevocationBus } from './storage/redis/revocations.js';
 
 export interface SupervisorOptions {
   workers: number;

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { AccessService, type RevocationBus } from '../src/clinical/access.js';
+import { AccessService, type RevocationBus } from '../src/clinical/access/access.js';
 import { Operations } from '../src/clinical/operation.js';
 import type { ClinicalStore, Principal, RequestContext } from '../src/clinical/ports.js';
 import { createMetrics } from '../src/observability/metrics.js';
-import { RedisRevocationBus } from '../src/storage/pubsub/revocations.js';
+import { RedisRevocationBus } from '../src/storage/redis/revocations.js';
 import { migrate } from '../src/storage/sql/migrate.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { SqlClinicalStore } from '../src/storage/sql/store.js';
@@ -186,7 +186,7 @@ describe('backpressure', () => {
 
 describe('L1 session metadata', () => {
   it('answers from memory within its TTL, asks the session tier after it, and never caches a missing session', async () => {
-    const { SessionMetaCache } = await import('../src/clinical/session-meta-cache.js');
+    const { SessionMetaCache } = await import('../src/clinical/diagnoses/session-meta-cache.js');
     const lookups: boolean[] = [];
     const cache = new SessionMetaCache({ ttlMs: 150, metrics: { cacheLookup: (_c, hit) => lookups.push(hit) } });
     const meta = { id: 'cs_1', clinicId: 'c1', patientId: 'p1', createdAt: 't', updatedAt: 't' };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
 import type { Differential } from '../src/agents/types.js';
-import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from '../src/clinical/diagnosis-report.js';
+import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from '../src/clinical/diagnoses/diagnosis-report.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from './vignettes/evaluate.js';
 

@@ -12,7 +12,7 @@ import type { ChainStep } from '../src/clinical/sessions.js';
 import { EMF_NAMESPACE, toEmfDocuments } from '../src/observability/emf.js';
 import { createMetrics } from '../src/observability/metrics.js';
 import { MemorySessionStore } from '../src/storage/sessions/memory.js';
-import { RedisSessionStore } from '../src/storage/sessions/redis.js';
+import { RedisSessionStore } from '../src/storage/redis/sessions.js';
 import { ResilientSessionStore } from '../src/storage/sessions/resilient.js';
 
 describe('dashboard series vs the EMF the service writes', () => {

@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { MemorySessionStore } from '../src/storage/sessions/memory.js';
-import { FAIL_FAST_REDIS_OPTIONS, RedisSessionStore, sessionKeys } from '../src/storage/sessions/redis.js';
+import { FAIL_FAST_REDIS_OPTIONS, RedisSessionStore, sessionKeys } from '../src/storage/redis/sessions.js';
 import { FALLBACK_COUNTER, ResilientSessionStore, type SessionOperation } from '../src/storage/sessions/resilient.js';
 import { message, newMeta, sessionStoreContract, step } from './contract/sessions.contract.js';
 import { adminClient, deleteKeysUnder, keysUnder, RedisProxy, redisSkipReason, redisUrl, sleep, testKeyPrefix } from './support/redis.js';

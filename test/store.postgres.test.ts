@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { issueKey } from '../src/clinical/access.js';
+import { issueKey } from '../src/clinical/access/access.js';
 import { migrate } from '../src/storage/sql/migrate.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import { SqlClinicalStore } from '../src/storage/sql/store.js';

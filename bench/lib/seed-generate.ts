@@ -6,7 +6,7 @@
  * visit; and the reads that follow (the report, its trace, the patient's list of diagnoses).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { hashKey } from '../../src/clinical/access.js';
+import { hashKey } from '../../src/clinical/access/access.js';
 import type { AuditInput, AuditTrail } from './seed-audit.js';
 import { esc, escJson, NULL, type TableSink } from './seed-copy.js';
 import { EventHeap, exponential, gaussian, ownerContent, petName, pick, sessionId, uuidv7At, clinicName, type Rng } from './seed-data.js';

@@ -8,8 +8,8 @@
  */
 import { AGENT_VERSIONS, AgentRegistry, orchestrate, type OrchestratorResult } from '../../src/agents/orchestrator.js';
 import type { CaseInput } from '../../src/agents/types.js';
-import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnosis-report.js';
-import type { Diagnosis, DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
+import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnoses/diagnosis-report.js';
+import type { Diagnosis, DiagnosisRequest } from '../../src/contract/diagnosis-schemas.js';
 import type { KnowledgeBase } from '../../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from '../../test/vignettes/evaluate.js';
 import { escJson, NULL, orNull } from './seed-copy.js';

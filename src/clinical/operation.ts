@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { DomainError, ForbiddenError, IdempotencyKeyTakenError, UnprocessableError } from './errors.js';
 import type { AuditAction, ClinicalStore, ClinicalTx, RequestContext, StoredResponse } from './ports.js';
-import type { Role } from './schemas.js';
+import type { Role } from '../contract/schemas.js';
 
 export interface AuditDraft {
   action: AuditAction;

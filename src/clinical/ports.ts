@@ -2,7 +2,7 @@
  * The ports the clinical domain depends on. Storage adapters implement them; the domain never
  * sees SQL, a driver or a file path.
  */
-import type { Role } from './schemas.js';
+import type { Role } from '../contract/schemas.js';
 
 export type ResourceType = 'owner' | 'patient' | 'encounter' | 'observation' | 'media';
 

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalJson } from '../clinical/canonical-json.js';
 import { ValidationError } from '../clinical/errors.js';
 import { requestHash, type Idempotency, type Replayable } from '../clinical/operation.js';
-import { etagOf } from '../clinical/versioning.js';
+import { etagOf } from '../clinical/records/versioning.js';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 

@@ -5,7 +5,7 @@
  * (event-loop lag, memory, GC, CPU) under the same prefix.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { CacheMetrics } from '../clinical/key-cache.js';
+import type { CacheMetrics } from '../clinical/access/key-cache.js';
 import type { DiagnosisMetrics } from '../clinical/metrics.js';
 import type { ChainStep } from '../clinical/sessions.js';
 

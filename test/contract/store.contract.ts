@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
-import { issueKey } from '../../src/clinical/access.js';
+import { issueKey } from '../../src/clinical/access/access.js';
 import { IdempotencyKeyTakenError } from '../../src/clinical/errors.js';
 import type { RequestContext } from '../../src/clinical/ports.js';
 import type { SqlExecutor } from '../../src/storage/sql/executor.js';

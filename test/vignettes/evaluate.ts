@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentRegistry, orchestrate } from '../../src/agents/orchestrator.js';
 import type { CaseInput, TriageLevel } from '../../src/agents/types.js';
-import { buildCase, checkCaseFields, checkSpecies, mergeCase, type CaseFieldsInput } from '../../src/clinical/case-input.js';
-import type { DiagnosisRequest } from '../../src/clinical/diagnosis-schemas.js';
+import { buildCase, checkCaseFields, checkSpecies, mergeCase, type CaseFieldsInput } from '../../src/clinical/diagnoses/case-input.js';
+import type { DiagnosisRequest } from '../../src/contract/diagnosis-schemas.js';
 import { loadKnowledgeBase, type KnowledgeBase } from '../../src/knowledge/load.js';
 
 export interface Vignette {

@@ -1,4 +1,4 @@
-import { AuditEvent, AuditQuery, ListOf } from '../../clinical/schemas.js';
+import { AuditEvent, AuditQuery, ListOf } from '../../contract/schemas.js';
 import type { App, Services } from '../server.js';
 
 export function registerAuditRoutes(app: App, { access }: Services): void {

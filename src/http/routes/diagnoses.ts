@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { DiagnosisOutcome } from '../../clinical/diagnoses.js';
-import { ConsultationInputs, ConsultationParams, ConsultationRequest, Diagnosis, DiagnosisRequest } from '../../clinical/diagnosis-schemas.js';
+import type { DiagnosisOutcome } from '../../clinical/diagnoses/diagnoses.js';
+import { ConsultationInputs, ConsultationParams, ConsultationRequest, Diagnosis, DiagnosisRequest } from '../../contract/diagnosis-schemas.js';
 import type { ChainStep } from '../../clinical/sessions.js';
-import { IdParams, ListOf, PageQuery } from '../../clinical/schemas.js';
+import { IdParams, ListOf, PageQuery } from '../../contract/schemas.js';
 import { idempotencyOf, sendStored } from '../replies.js';
 import { problemBody } from '../problem.js';
 import type { App, Services } from '../server.js';

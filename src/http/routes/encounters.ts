@@ -1,4 +1,4 @@
-import { Encounter, EncounterInput, IdParams, ListOf, Observation, ObservationInput, PageQuery } from '../../clinical/schemas.js';
+import { Encounter, EncounterInput, IdParams, ListOf, Observation, ObservationInput, PageQuery } from '../../contract/schemas.js';
 import { idempotencyOf, sendStored, withEtag } from '../replies.js';
 import type { App, Services } from '../server.js';
 

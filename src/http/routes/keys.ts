@@ -1,4 +1,4 @@
-import { ApiKey, ApiKeyInput, CreatedApiKey, IdParams } from '../../clinical/schemas.js';
+import { ApiKey, ApiKeyInput, CreatedApiKey, IdParams } from '../../contract/schemas.js';
 import { idempotencyOf, sendStored } from '../replies.js';
 import type { App, Services } from '../server.js';
 

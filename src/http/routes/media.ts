@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DomainError } from '../../clinical/errors.js';
-import { IdParams, Media, MEDIA_TYPES, MediaQuery, type MediaType } from '../../clinical/schemas.js';
+import { IdParams, Media, MEDIA_TYPES, MediaQuery, type MediaType } from '../../contract/schemas.js';
 import { idempotencyOf, sendStored, withEtag } from '../replies.js';
 import type { App, Services } from '../server.js';
 

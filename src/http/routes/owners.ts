@@ -1,4 +1,4 @@
-import { IdParams, Owner, OwnerInput } from '../../clinical/schemas.js';
+import { IdParams, Owner, OwnerInput } from '../../contract/schemas.js';
 import { idempotencyOf, sendStored, withEtag } from '../replies.js';
 import type { App, Services } from '../server.js';
 

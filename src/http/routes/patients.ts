@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { IdParams, ListOf, Patient, PatientInput, PatientPatch, PatientQuery, RecordVersion } from '../../clinical/schemas.js';
+import { IdParams, ListOf, Patient, PatientInput, PatientPatch, PatientQuery, RecordVersion } from '../../contract/schemas.js';
 import { idempotencyOf, ifMatchOf, sendStored, withEtag } from '../replies.js';
 import type { App, Services } from '../server.js';
 

@@ -1,7 +1,7 @@
 /** SQL for clinics, API keys and the principals they authenticate. */
 import { v7 as uuidv7 } from 'uuid';
 import type { Principal, StoredApiKey } from '../../clinical/ports.js';
-import type { Role } from '../../clinical/schemas.js';
+import type { Role } from '../../contract/schemas.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
 interface ApiKeyRow {

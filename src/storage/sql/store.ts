@@ -25,7 +25,7 @@ import type {
   StoredVersion,
   WeightEntry,
 } from '../../clinical/ports.js';
-import type { Role } from '../../clinical/schemas.js';
+import type { Role } from '../../contract/schemas.js';
 import * as accessSql from './access.js';
 import { AuditWriter, verifyAuditChains } from './audit-chain.js';
 import { listAuditEvents } from './audit-events.js';

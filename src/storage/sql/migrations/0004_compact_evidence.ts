@@ -2,7 +2,7 @@
  * A diagnosis no longer writes one diagnosis_evidence row per conclusion-evidence pair (~70 rows
  * and their index entries). Most links are already in the report it stores (each differential's
  * evidence, the triage reasons, the plan), and the trace derives them from it
- * (clinical/diagnosis-report.ts, reportEvidence); the few the report does not carry are kept in
+ * (clinical/diagnoses/diagnosis-report.ts, reportEvidence); the few the report does not carry are kept in
  * the provenance row, as one compact JSON array (storage/sql/evidence-codec.ts). `json`, not
  * `jsonb`: kept exactly as written, read back whole. Diagnoses written before keep their rows,
  * and the trace reads them as before (a NULL here).

@@ -3,7 +3,7 @@
  * gives the TypeScript type, and documents the API in OpenAPI.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { SPECIES_CODES } from './species.js';
+import { SPECIES_CODES } from '../clinical/species.js';
 
 const Strict = { additionalProperties: false } as const;
 

@@ -15,7 +15,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
 import { withSpan } from '../../observability/tracing.js';
-import { encodeBatch, resultsOf, ttlMillis } from './encoding.js';
+import { encodeBatch, resultsOf, ttlMillis } from '../sessions/encoding.js';
 
 /**
  * Options for a request path: a dead or hung Redis must fail in milliseconds so the caller can

@@ -3,11 +3,11 @@
  * conclusions: pure functions of the agents' output and the case, shared by the service and the
  * seed script.
  */
-import { AGENT_VERSIONS, type OrchestratorResult } from '../agents/orchestrator.js';
-import type { CaseInput, Differential, EvidenceRef, FindingEvidence, PlanOutput, TriageOutput } from '../agents/types.js';
-import type { KnowledgeBase } from '../knowledge/load.js';
-import type { Diagnosis } from './diagnosis-schemas.js';
-import type { EvidenceLink } from './ports.js';
+import { AGENT_VERSIONS, type OrchestratorResult } from '../../agents/orchestrator.js';
+import type { CaseInput, Differential, EvidenceRef, FindingEvidence, PlanOutput, TriageOutput } from '../../agents/types.js';
+import type { KnowledgeBase } from '../../knowledge/load.js';
+import type { Diagnosis } from '../../contract/diagnosis-schemas.js';
+import type { EvidenceLink } from '../ports.js';
 
 export interface ReportParts {
   id: string;

@@ -6,8 +6,8 @@
  */
 import cluster from 'node:cluster';
 import { Redis } from 'ioredis';
-import type { RevocationBus } from '../../clinical/access.js';
-import { FAIL_FAST_REDIS_OPTIONS } from '../sessions/redis.js';
+import type { RevocationBus } from '../../clinical/access/access.js';
+import { FAIL_FAST_REDIS_OPTIONS } from './sessions.js';
 
 export const KEY_REVOKED_MESSAGE = 'agenticpet:key-revoked';
 

@@ -1,10 +1,10 @@
 /** Encounters (visits) of a patient and the observations recorded in them. */
 import { v7 as uuidv7 } from 'uuid';
-import { ValidationError } from './errors.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
-import type { Page, RequestContext, StoredRecord } from './ports.js';
+import { ValidationError } from '../errors.js';
+import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import type { Page, RequestContext, StoredRecord } from '../ports.js';
 import { RecordsService } from './records.js';
-import type { Encounter, EncounterInput, Observation, ObservationInput, PageQuery } from './schemas.js';
+import type { Encounter, EncounterInput, Observation, ObservationInput, PageQuery } from '../../contract/schemas.js';
 import { etagOf, metaOf } from './versioning.js';
 
 interface EncounterContent {

@@ -1,4 +1,4 @@
-import type { MediaType } from './schemas.js';
+import type { MediaType } from '../../contract/schemas.js';
 
 const SIGNATURES: ReadonlyArray<{ type: MediaType; magic: readonly number[] }> = [
   { type: 'image/jpeg', magic: [0xff, 0xd8, 0xff] },

@@ -4,12 +4,12 @@
  * and labs. Everything an agent cannot use is refused here with 422 naming the field, or kept
  * and reported, never silently dropped.
  */
-import { labUnitProblems } from '../agents/labs.js';
-import type { CaseInput, CaseLab, CaseVitals } from '../agents/types.js';
-import type { KnowledgeBase } from '../knowledge/load.js';
-import type { ConsultationInputs } from './diagnosis-schemas.js';
-import { UnprocessableError, ValidationError } from './errors.js';
-import type { StoredRecord } from './ports.js';
+import { labUnitProblems } from '../../agents/labs.js';
+import type { CaseInput, CaseLab, CaseVitals } from '../../agents/types.js';
+import type { KnowledgeBase } from '../../knowledge/load.js';
+import type { ConsultationInputs } from '../../contract/diagnosis-schemas.js';
+import { UnprocessableError, ValidationError } from '../errors.js';
+import type { StoredRecord } from '../ports.js';
 
 export type CaseFieldsInput = ConsultationInputs;
 

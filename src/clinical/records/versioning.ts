@@ -1,6 +1,6 @@
 /** ETags, If-Match and the shared shape of a versioned record's representation. */
-import { PreconditionFailedError, PreconditionRequiredError } from './errors.js';
-import type { StoredRecord } from './ports.js';
+import { PreconditionFailedError, PreconditionRequiredError } from '../errors.js';
+import type { StoredRecord } from '../ports.js';
 
 export function etagOf(version: number): string {
   return `"${version}"`;

@@ -1,10 +1,10 @@
 /** Owners and patients: versioned, tenant-scoped, audited. */
 import { v7 as uuidv7 } from 'uuid';
-import { NotFoundError, PreconditionFailedError, UnprocessableError, ValidationError } from './errors.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
-import type { ClinicalTx, Page, RequestContext, ResourceType, StoredRecord, WeightEntry } from './ports.js';
-import type { Owner, OwnerInput, Patient, PatientInput, PatientPatch, PatientQuery, RecordVersion } from './schemas.js';
-import { SPECIES, type SpeciesCode } from './species.js';
+import { NotFoundError, PreconditionFailedError, UnprocessableError, ValidationError } from '../errors.js';
+import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import type { ClinicalTx, Page, RequestContext, ResourceType, StoredRecord, WeightEntry } from '../ports.js';
+import type { Owner, OwnerInput, Patient, PatientInput, PatientPatch, PatientQuery, RecordVersion } from '../../contract/schemas.js';
+import { SPECIES, type SpeciesCode } from '../species.js';
 import { checkIfMatch, compact, etagOf, metaOf } from './versioning.js';
 
 interface PatientContent {

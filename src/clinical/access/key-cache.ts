@@ -14,7 +14,7 @@
  */
 import DataLoader from 'dataloader';
 import { LRUCache } from 'lru-cache';
-import type { Principal } from './ports.js';
+import type { Principal } from '../ports.js';
 
 export interface CacheMetrics {
   /** One call per lookup: cache name and whether it was served from the cache. */

@@ -1,11 +1,11 @@
 /** API keys (authentication), clinics, and reading the audit trail. */
 import { createHash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { NotFoundError, UnauthorizedError } from './errors.js';
+import { NotFoundError, UnauthorizedError } from '../errors.js';
 import { KeyCache, type CacheMetrics } from './key-cache.js';
-import { Operations, requireRole, type Idempotency, type Replayable } from './operation.js';
-import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } from './ports.js';
-import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from './schemas.js';
+import { Operations, requireRole, type Idempotency, type Replayable } from '../operation.js';
+import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } from '../ports.js';
+import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from '../../contract/schemas.js';
 
 const KEY_PREFIX = 'apk_';
 

@@ -8,8 +8,8 @@
  * sessions found are cached. Entries come from sessions this instance created or read.
  */
 import { LRUCache } from 'lru-cache';
-import { NO_CACHE_METRICS, type CacheMetrics } from './key-cache.js';
-import type { SessionMeta, SessionStore } from './sessions.js';
+import { NO_CACHE_METRICS, type CacheMetrics } from '../access/key-cache.js';
+import type { SessionMeta, SessionStore } from '../sessions.js';
 
 export interface SessionMetaCacheOptions {
   ttlMs?: number;

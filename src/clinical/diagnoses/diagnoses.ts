@@ -5,19 +5,19 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../agents/orchestrator.js';
-import type { CaseInput } from '../agents/types.js';
-import type { KnowledgeBase } from '../knowledge/load.js';
+import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../../agents/orchestrator.js';
+import type { CaseInput } from '../../agents/types.js';
+import type { KnowledgeBase } from '../../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
 import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from './diagnosis-report.js';
-import type { Diagnosis, DiagnosisRequest } from './diagnosis-schemas.js';
-import { NotFoundError, UnprocessableError } from './errors.js';
-import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from './metrics.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
-import type { DiagnosisRecord, Page, RequestContext } from './ports.js';
-import { RecordsService } from './records.js';
+import type { Diagnosis, DiagnosisRequest } from '../../contract/diagnosis-schemas.js';
+import { NotFoundError, UnprocessableError } from '../errors.js';
+import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from '../metrics.js';
+import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import type { DiagnosisRecord, Page, RequestContext } from '../ports.js';
+import { RecordsService } from '../records/records.js';
 import { SessionMetaCache } from './session-meta-cache.js';
-import type { ChainStep, TrackedSessions } from './sessions.js';
+import type { ChainStep, TrackedSessions } from '../sessions.js';
 
 export interface DiagnosisOptions {
   idem?: Idempotency;
@@ -82,9 +82,9 @@ export class DiagnosesService {
    * observations. With an Idempotency-Key the earlier response is looked up in the same read
    * transaction, before any agent runs: a diagnosis takes one read transaction at most.
    */
-  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[]): Promise<Assembled>;
-  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem: Idempotency | undefined): Promise<Assembled | Replay>;
-  async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem?: Idempotency): Promise<Assembled | Replay> {
+  private async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[]): Promise<Assembled>;
+  private async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem: Idempotency | undefined): Promise<Assembled | Replay>;
+  private async assemble(ctx: RequestContext, req: PatientRef, parts: CaseFieldsInput[], idem?: Idempotency): Promise<Assembled | Replay> {
     const kb = this.registry.kb;
     requireOnePatient(req);
     parts.forEach((p) => checkCaseFields(kb, p));
@@ -140,29 +140,48 @@ export class DiagnosesService {
     };
   }
 
+  /**
+   * Checks a patient reference as a diagnosis would (the patient, the encounter, the species)
+   * and returns the patient it names: a consultation starts only on a reference that holds.
+   */
+  async checkPatient(ctx: RequestContext, ref: PatientRef): Promise<{ patientId: string | null }> {
+    const { patientId } = await this.assemble(ctx, ref, []);
+    return { patientId };
+  }
+
   /** POST /v1/diagnoses: one shot. */
-  async diagnose(ctx: RequestContext, req: DiagnosisRequest, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
-    requireWriter(ctx);
+  diagnose(ctx: RequestContext, req: DiagnosisRequest, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
     const { patientId, patient, encounterId, consultationId, ...fields } = req;
-    const assembled = await this.assemble(ctx, { patientId, patient, encounterId }, [fields], opts.idem);
+    return this.diagnoseCase(ctx, { patientId, patient, encounterId }, [fields], consultationId === undefined ? null : { id: consultationId, loaded: false }, opts);
+  }
+
+  /**
+   * The one diagnosis path, for a one-shot request and a consultation alike: one read (the
+   * stored patient and observations, an earlier response to the same Idempotency-Key), the
+   * agents, one write. `consultation` names the session the chain is appended to; `loaded`
+   * says the caller has just read it (else it is checked here, before the agents run).
+   */
+  async diagnoseCase(ctx: RequestContext, ref: PatientRef, parts: CaseFieldsInput[], consultation: { id: string; loaded: boolean } | null, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
+    requireWriter(ctx);
+    const assembled = await this.assemble(ctx, ref, parts, opts.idem);
     if ('replay' in assembled) return { response: assembled.replay, sessionDegraded: false };
-    if (consultationId !== undefined) {
-      // Checked before the agents run: the consultation exists for this clinic and is about
-      // the same patient, so a chain is never appended to another patient's session.
-      const meta = await this.sessionMeta.lookup(this.sessions(), ctx.principal.clinicId, consultationId);
-      if (meta === null) throw new NotFoundError('Consultation', consultationId);
+    if (consultation !== null && !consultation.loaded) {
+      // The consultation exists for this clinic and is about the same patient, so a chain is
+      // never appended to another patient's session.
+      const meta = await this.sessionMeta.lookup(this.sessions(), ctx.principal.clinicId, consultation.id);
+      if (meta === null) throw new NotFoundError('Consultation', consultation.id);
       if (meta.patientId !== assembled.patientId) {
         throw new UnprocessableError('invalid-reference', 'consultationId belongs to another patient', { field: 'consultationId' });
       }
     }
-    return this.run(ctx, assembled, consultationId ?? null, opts);
+    return this.run(ctx, assembled, consultation?.id ?? null, opts);
   }
 
   /**
-   * Runs the agents on an assembled case and persists the result in one write transaction;
-   * shared with consultations. The report is serialised once: that text is stored and sent.
+   * Runs the agents on an assembled case and persists the result in one write transaction. The
+   * report is serialised once: that text is stored and sent.
    */
-  async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
+  private async run(ctx: RequestContext, assembled: Assembled, consultationId: string | null, opts: DiagnosisOptions): Promise<DiagnosisOutcome> {
     const sessions = this.sessions();
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();

@@ -1,12 +1,12 @@
 /** Media (images, PDFs): metadata and hash in the record store, bytes in the blob store. */
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { DomainError, NotFoundError, UnprocessableError, ValidationError } from './errors.js';
+import { DomainError, NotFoundError, UnprocessableError, ValidationError } from '../errors.js';
 import { sniffMediaType } from './media-type.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from './operation.js';
-import type { BlobStore, RequestContext, StoredRecord } from './ports.js';
+import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import type { BlobStore, RequestContext, StoredRecord } from '../ports.js';
 import { RecordsService } from './records.js';
-import type { Media, MediaQuery, MediaType } from './schemas.js';
+import type { Media, MediaQuery, MediaType } from '../../contract/schemas.js';
 import { etagOf, metaOf } from './versioning.js';
 
 type MediaContent = Omit<Media, 'resourceType' | 'id' | 'version' | 'createdAt' | 'updatedAt' | 'deleted'>;

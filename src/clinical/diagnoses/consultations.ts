@@ -4,12 +4,12 @@
  * and inter-agent messages; the diagnosis itself is persisted like any other.
  */
 import { checkCaseFields, type PatientFacts } from './case-input.js';
-import type { ConsultationInputs, ConsultationRequest } from './diagnosis-schemas.js';
+import type { ConsultationInputs, ConsultationRequest } from '../../contract/diagnosis-schemas.js';
 import { newSessionId, type DiagnosesService, type DiagnosisOptions, type DiagnosisOutcome } from './diagnoses.js';
-import { NotFoundError } from './errors.js';
-import { Operations, requireWriter } from './operation.js';
-import type { RequestContext } from './ports.js';
-import type { SessionState, TrackedSessions } from './sessions.js';
+import { NotFoundError } from '../errors.js';
+import { Operations, requireWriter } from '../operation.js';
+import type { RequestContext } from '../ports.js';
+import type { SessionState, TrackedSessions } from '../sessions.js';
 
 /** The first input of every consultation: who the patient is. */
 interface Opening {
@@ -68,12 +68,12 @@ export class ConsultationsService {
   async start(ctx: RequestContext, req: ConsultationRequest): Promise<{ view: ConsultationView; degraded: boolean }> {
     requireWriter(ctx);
     // Checks the patient and encounter now, so a consultation never starts on a wrong reference.
-    const assembled = await this.diagnoses.assemble(ctx, req, []);
+    const { patientId } = await this.diagnoses.checkPatient(ctx, req);
     const sessions = this.sessions();
     const now = new Date().toISOString();
     const id = newSessionId();
     const ttl = this.diagnoses.sessionTtlSeconds;
-    await sessions.create({ id, clinicId: ctx.principal.clinicId, patientId: assembled.patientId, createdAt: now, updatedAt: now }, ttl);
+    await sessions.create({ id, clinicId: ctx.principal.clinicId, patientId, createdAt: now, updatedAt: now }, ttl);
     const opening: Opening = { kind: 'opening', ...req };
     await sessions.write(ctx.principal.clinicId, id, { inputs: [opening] }, ttl);
     return { view: this.view(await this.load(ctx, id, sessions), sessions), degraded: sessions.degraded };
@@ -103,9 +103,8 @@ export class ConsultationsService {
     const opening = state.inputs.find((i): i is Opening => (i as Opening).kind === 'opening');
     if (opening === undefined) throw new NotFoundError('Consultation', id);
     const parts = state.inputs.filter((i): i is Added => (i as Added).kind === 'inputs').map(({ kind: _kind, ...rest }) => rest);
-    const assembled = await this.diagnoses.assemble(ctx, { patientId: opening.patientId, patient: opening.patient, encounterId: opening.encounterId }, parts, opts.idem);
-    if ('replay' in assembled) return { response: assembled.replay, sessionDegraded: sessions.degraded };
-    const outcome = await this.diagnoses.run(ctx, assembled, id, opts);
+    const ref = { patientId: opening.patientId, patient: opening.patient, encounterId: opening.encounterId };
+    const outcome = await this.diagnoses.diagnoseCase(ctx, ref, parts, { id, loaded: true }, opts);
     return { ...outcome, sessionDegraded: outcome.sessionDegraded || sessions.degraded };
   }
 }
