@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { StoreLockedError } from '../../clinical/errors.js';
+import { Worker } from 'node:worker_threads';
+import { StorageUnavailableError, StoreLockedError } from '../../clinical/errors.js';
 import type { SqlExecutor, SqlTx, TxOptions } from './executor.js';
 import { GroupCommit, isRetryableSqlError, runTransaction, type BatchConnection, type BatchRunner } from './group-commit.js';
+import { READY_ID, type WorkerError, type WorkerReply, type WorkerRequest } from './pglite-protocol.js';
 
 function processAlive(pid: number): boolean {
   try {
@@ -61,6 +62,28 @@ export interface PgliteOptions {
 
 const DB_SPAN = { 'db.system': 'postgresql', 'db.client': 'pglite' };
 
+/** Requests as sent: without the id, which the executor assigns. */
+type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/**
+ * Starts pglite-worker on its own thread. Under tsx (tests, bench scripts) the worker is a
+ * TypeScript file, and a worker thread does not inherit tsx's loader, so it registers it first.
+ */
+function startWorker(dir: string | undefined): Worker {
+  const ts = import.meta.url.endsWith('.ts');
+  const entry = new URL(`./pglite-worker${ts ? '.ts' : '.js'}`, import.meta.url);
+  if (!ts) return new Worker(entry, { workerData: { dir } });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData: { dir } });
+}
+
+/** The database's error, rebuilt on this side with its fields (code, constraint, detail...). */
+function rebuild(e: WorkerError): Error {
+  const err = Object.assign(new Error(e.message), e.fields);
+  err.name = e.name;
+  return err;
+}
+
 export class PgliteExecutor implements SqlExecutor {
   readonly kind = 'pglite' as const;
   private readonly connection = {};
@@ -71,9 +94,14 @@ export class PgliteExecutor implements SqlExecutor {
   readonly group: GroupCommit;
   /** One transaction on one connection (see BatchRunner). */
   private readonly runner: BatchRunner;
+  private readonly pending = new Map<number, { resolve: (rows: unknown[] | undefined) => void; reject: (err: unknown) => void }>();
+  private nextId = READY_ID + 1;
+  private nextTx = 1;
+  /** Set once the worker has exited: every call fails at once with this. */
+  private gone: Error | null = null;
 
   private constructor(
-    private readonly db: PGlite,
+    private readonly worker: Worker,
     private readonly releaseLock: () => void,
     opts: PgliteOptions,
   ) {
@@ -89,47 +117,96 @@ export class PgliteExecutor implements SqlExecutor {
         onBatch: opts.onBatch,
       },
     );
+    worker.on('message', (r: WorkerReply) => this.settle(r));
+    const lost = (err: Error) => {
+      this.gone ??= new StorageUnavailableError('The embedded database stopped; restart the service', err);
+      for (const p of this.pending.values()) p.reject(this.gone);
+      this.pending.clear();
+    };
+    worker.on('error', lost);
+    worker.on('exit', (code) => lost(new Error(`the embedded database's thread exited with code ${code}`)));
+    // An idle database thread does not keep the process alive; one with work in flight does.
+    worker.unref();
   }
 
   static async open(opts: PgliteOptions = {}): Promise<PgliteExecutor> {
     const release = opts.dir !== undefined ? acquireDirLock(opts.dir) : () => undefined;
+    let worker: Worker | undefined;
     try {
-      const db = opts.dir !== undefined ? new PGlite(opts.dir) : new PGlite();
-      await db.waitReady;
-      return new PgliteExecutor(db, release, opts);
+      worker = startWorker(opts.dir);
+      const w = worker;
+      await new Promise<void>((resolve, reject) => {
+        const onReady = (r: WorkerReply) => {
+          if (r.id !== READY_ID) return;
+          w.off('message', onReady);
+          if (r.ok) resolve();
+          else reject(rebuild(r.error));
+        };
+        w.on('message', onReady);
+        w.once('error', reject);
+        w.once('exit', (code) => reject(new Error(`the embedded database's thread exited with code ${code} while opening`)));
+      });
+      worker.removeAllListeners('error').removeAllListeners('exit');
+      return new PgliteExecutor(worker, release, opts);
     } catch (err) {
+      await worker?.terminate();
       release();
       throw err;
     }
   }
 
-  /** PGlite's transaction() holds its mutex, BEGINs, and COMMITs (or rolls back on a throw). */
+  private settle(r: WorkerReply): void {
+    const p = this.pending.get(r.id);
+    if (p === undefined) return;
+    this.pending.delete(r.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (r.ok) p.resolve(r.rows);
+    else p.reject(rebuild(r.error));
+  }
+
+  private call(req: Request): Promise<unknown[] | undefined> {
+    if (this.gone !== null) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    if (this.pending.size === 0) this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...req, id });
+    });
+  }
+
+  /**
+   * One transaction on the database thread: BEGIN there, the body's statements, then COMMIT
+   * (or ROLLBACK when the body throws). Leads travel with the next statement.
+   */
   private async inTransaction(body: (conn: BatchConnection) => Promise<void>): Promise<void> {
-    await this.db.transaction(async (ptx) => {
-      // In process there is no round trip to save: leads simply run before the next statement.
-      const leads: string[] = [];
-      const runLeads = async (): Promise<void> => {
-        if (leads.length === 0) return;
-        const script = leads.join('; ');
-        leads.length = 0;
-        await ptx.exec(script);
-      };
+    const tx = this.nextTx++;
+    await this.call({ op: 'begin', tx });
+    const leads: string[] = [];
+    const takeLeads = (): string | undefined => {
+      if (leads.length === 0) return undefined;
+      const script = leads.join('; ');
+      leads.length = 0;
+      return script;
+    };
+    try {
       await body({
         identity: this.connection,
-        query: async <R>(text: string, params?: readonly unknown[]) => {
-          await runLeads();
-          return (await ptx.query<R>(text, params as unknown[])).rows;
-        },
+        query: async <R>(text: string, params?: readonly unknown[]) => (await this.call({ op: 'query', tx, text, params, leads: takeLeads() })) as R[],
         exec: async (sql: string) => {
-          await runLeads();
-          await ptx.exec(sql);
+          const before = takeLeads();
+          await this.call({ op: 'exec', tx, sql: before === undefined ? sql : `${before}; ${sql}` });
         },
         lead: (statement: string) => {
           leads.push(statement);
         },
       });
-      await runLeads();
-    });
+      const rest = takeLeads();
+      if (rest !== undefined) await this.call({ op: 'exec', tx, sql: rest });
+    } catch (err) {
+      await this.call({ op: 'end', tx, commit: false }).catch(() => undefined);
+      throw err;
+    }
+    await this.call({ op: 'end', tx, commit: true });
   }
 
   transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
@@ -137,16 +214,17 @@ export class PgliteExecutor implements SqlExecutor {
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
-    return (await this.db.query<R>(text, params as unknown[])).rows;
+    return (await this.call({ op: 'query', text, params })) as R[];
   }
 
   async ping(): Promise<void> {
-    await this.db.query('SELECT 1');
+    await this.call({ op: 'query', text: 'SELECT 1' });
   }
 
   async close(): Promise<void> {
     try {
-      await this.db.close();
+      if (this.gone === null) await this.call({ op: 'close' });
+      await this.worker.terminate();
     } finally {
       this.releaseLock();
     }
