@@ -2,6 +2,7 @@
  * Composition root: the only place (with cli.ts) that knows which adapters are in use.
  * DATABASE_URL set: PostgreSQL; unset: embedded PGlite under the data directory.
  */
+import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,18 +19,21 @@ import { MediaService } from './clinical/records/media.js';
 import { Operations } from './clinical/operation.js';
 import type { BlobStore, ClinicalStore } from './clinical/ports.js';
 import { RecordsService } from './clinical/records/records.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
 import { loadKnowledgeBase } from './knowledge/load.js';
 import { clusterRegistry } from './observability/cluster-metrics.js';
 import { EmfSink } from './observability/emf.js';
-import { createMetrics } from './observability/metrics.js';
+import { createMetrics, type AppMetrics } from './observability/metrics.js';
 import { agentStepSpans, startTracing } from './observability/tracing.js';
 import { OpenAiCompatibleClient } from './llm/openai.js';
 import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/redis/sessions.js';
 import { ResilientSessionStore } from './storage/sessions/resilient.js';
 import { FsBlobStore } from './storage/blobs/fs.js';
+import { parseSigningKey } from './storage/checkpoints/checkpoint.js';
+import { Checkpointer } from './storage/checkpoints/checkpointer.js';
+import { openCheckpointStore } from './storage/checkpoints/stores.js';
 import { S3BlobStore } from './storage/blobs/s3.js';
 import { allBuses, ClusterRevocationBus, RedisRevocationBus } from './storage/redis/revocations.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
@@ -61,6 +65,8 @@ export interface Runtime {
   app: App;
   store: ClinicalStore;
   access: AccessService;
+  /** Writes the signed audit checkpoints; null without AGENTICPET_AUDIT_CHECKPOINT_URL. */
+  checkpointer: Checkpointer | null;
   close(): Promise<void>;
 }
 
@@ -109,6 +115,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   });
   group?.observe((size) => observed.groupCommitBatch(size));
   const store = new SqlClinicalStore(db, writerName(), (hit) => observed.cache.cacheLookup('record_read', hit));
+  const checkpointer = openCheckpointer(config, store, logger, observed);
   const ops = new Operations(store);
   const blobs = openBlobStore(config);
   const revocations = openRevocationBus(config, logger);
@@ -156,9 +163,12 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     app,
     store,
     access,
+    checkpointer,
     close: async () => {
       await app.close();
       await app.drained(20_000);
+      // After the drain, so the final checkpoint signs every event this process committed.
+      await checkpointer?.stop();
       // After the drain, so the last period's requests are in the final EMF flush.
       await emf?.stop();
       await store.close();
@@ -170,6 +180,44 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       blobs.close?.();
     },
   };
+}
+
+/** The checkpoint signing key from the configured variable; a ConfigError names it. */
+export function signingKeyFrom(signingKey: { variable: string; text: string }): KeyObject {
+  try {
+    return parseSigningKey(signingKey.text);
+  } catch (err) {
+    throw new ConfigError(signingKey.variable, (err as Error).message);
+  }
+}
+
+/**
+ * Signed audit checkpoints with AGENTICPET_AUDIT_CHECKPOINT_URL: every interval and at shutdown,
+ * the heads this process committed, under a writer id of its own (each cluster worker has its own).
+ */
+export function openCheckpointer(config: Config, store: SqlClinicalStore, logger: Logger, metrics?: Pick<AppMetrics, 'auditCheckpoint'>): Checkpointer | null {
+  const c = config.auditCheckpoints;
+  if (c === undefined) return null;
+  if (c.signingKey === undefined) {
+    throw new ConfigError('AGENTICPET_AUDIT_SIGNING_KEY', 'or AGENTICPET_AUDIT_SIGNING_KEY_FILE must be set when AGENTICPET_AUDIT_CHECKPOINT_URL is (the key that signs the checkpoints)');
+  }
+  const checkpointStore = openCheckpointStore(c.url, { s3Endpoint: c.s3Endpoint, requestTimeoutMs: c.requestTimeoutMs });
+  const checkpointer = new Checkpointer({
+    store: checkpointStore,
+    signingKey: signingKeyFrom(c.signingKey),
+    heads: () => store.auditHeads(),
+    intervalSeconds: c.intervalSeconds,
+    onWritten: (name) => {
+      metrics?.auditCheckpoint('written');
+      logger.debug({ checkpoint: name }, 'audit checkpoint written');
+    },
+    onError: (err, name) => {
+      metrics?.auditCheckpoint('failed');
+      logger.warn({ checkpoint: name, store: checkpointStore.url, err: { message: (err as Error).message } }, 'audit checkpoint not written; retrying at the next interval');
+    },
+  });
+  logger.info({ store: checkpointStore.url, writer: checkpointer.writer, intervalSeconds: c.intervalSeconds }, 'signing audit checkpoints');
+  return checkpointer.start();
 }
 
 /** Media bytes: S3 with AGENTICPET_MEDIA_BUCKET (shared by every task), else files under the data dir. */

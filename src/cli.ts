@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-/** agenticpet serve | migrate | clinics create --name NAME | audit verify */
+/** agenticpet serve | migrate | clinics create --name NAME | audit verify | audit public-key */
 import cluster from 'node:cluster';
+import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { bootstrap, buildRuntime, openExecutor, VERSION, writerName } from './app.js';
+import { bootstrap, buildRuntime, openExecutor, signingKeyFrom, VERSION, writerName } from './app.js';
 import { AccessService } from './clinical/access/access.js';
 import { StoreLockedError } from './clinical/errors.js';
 import { superviseWorkers } from './cluster.js';
 import { Operations } from './clinical/operation.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
+import { parsePublicKey, publicKeyPem, verifyCheckpoints } from './storage/checkpoints/checkpoint.js';
+import { openCheckpointStore } from './storage/checkpoints/stores.js';
+import { verifyAuditChains, type AnchoredHead } from './storage/sql/audit-chain.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
 import { SqlClinicalStore } from './storage/sql/store.js';
@@ -21,7 +25,12 @@ Usage:
                                         port (default: one per core with DATABASE_URL, 1 embedded)
   agenticpet migrate                    apply pending database migrations
   agenticpet clinics create --name NAME create a clinic and print its first admin API key (once)
-  agenticpet audit verify               check the audit trail's hash chains; exit 1 naming the first bad event
+  agenticpet audit verify [--checkpoints URL --public-key FILE]
+                                        check the audit trail's hash chains, and with signed
+                                        checkpoints (file://DIR or s3://bucket/prefix) that every
+                                        chain reaches the heads they signed; exit 1 naming the
+                                        first bad event or checkpoint
+  agenticpet audit public-key           print the public key of AGENTICPET_AUDIT_SIGNING_KEY(_FILE)
 
 Configuration comes from environment variables; see README.md.`;
 
@@ -113,6 +122,57 @@ async function serve(config: Config, args: string[]): Promise<void> {
   logger.info({ storage: rt.store.kind, dataDir: config.dataDir, sessions: config.redisUrl === undefined ? 'in-process' : 'redis', worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'AgenticPet is serving');
 }
 
+/** audit verify [--checkpoints URL --public-key FILE] | audit public-key */
+async function audit(config: Config, sub: string | undefined, args: string[]): Promise<number> {
+  if (sub === 'public-key') {
+    const key = config.auditCheckpoints?.signingKey;
+    if (key === undefined) throw new UsageError('audit public-key needs AGENTICPET_AUDIT_CHECKPOINT_URL and AGENTICPET_AUDIT_SIGNING_KEY (or _FILE)');
+    process.stdout.write(publicKeyPem(signingKeyFrom(key)));
+    return 0;
+  }
+  if (sub !== 'verify') throw new UsageError('Usage: agenticpet audit verify [--checkpoints URL --public-key FILE] | agenticpet audit public-key');
+  const { values } = parseArgs({ args, options: { checkpoints: { type: 'string' }, 'public-key': { type: 'string' } }, strict: true });
+  const url = values.checkpoints ?? config.auditCheckpoints?.url;
+  const keyFile = values['public-key'] ?? config.auditPublicKeyFile;
+  if ((url === undefined) !== (keyFile === undefined)) {
+    throw new UsageError('audit verify takes the checkpoints (--checkpoints URL or AGENTICPET_AUDIT_CHECKPOINT_URL) together with the public key that signed them (--public-key FILE or AGENTICPET_AUDIT_PUBLIC_KEY_FILE)');
+  }
+  let anchors: Map<string, AnchoredHead> | undefined;
+  if (url !== undefined && keyFile !== undefined) {
+    let publicKey;
+    try {
+      publicKey = parsePublicKey(fs.readFileSync(keyFile, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--public-key ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    let store;
+    try {
+      store = openCheckpointStore(url, { s3Endpoint: config.auditCheckpoints?.s3Endpoint ?? (config.mediaStore.kind === 's3' ? config.mediaStore.endpoint : undefined) });
+    } catch (err) {
+      throw new UsageError(`--checkpoints ${url} ${(err as Error).message}`);
+    }
+    const checked = verifyCheckpoints(await store.list().finally(() => store.close?.()), publicKey);
+    for (const w of checked.warnings) console.error(`warning: ${w}`);
+    if (!checked.ok) {
+      console.error(`Audit checkpoints BROKEN: ${checked.failure!.checkpoint} ${checked.failure!.reason}.`);
+      return 1;
+    }
+    if (checked.checkpoints === 0) console.error(`warning: no checkpoints in ${url}: the chains are checked only against themselves`);
+    anchors = checked.anchors;
+    console.log(`Checkpoints valid: ${checked.checkpoints} from ${checked.writers} writers, anchoring ${anchors.size} chains.`);
+  }
+  const result = await withStore(config, (db) => verifyAuditChains(db, anchors));
+  if (result.ok) {
+    console.log(`Audit trail intact: ${result.events} events in ${result.chains} chains.`);
+    if (anchors !== undefined) console.log(`${result.anchoredChains} chains match their signed checkpoint; ${result.unanchoredEvents} events are past the last checkpoint (not yet anchored).`);
+    return 0;
+  }
+  const f = result.failure!;
+  console.error(`Audit trail BROKEN at chain ${f.chainId}, seq ${f.seq}${f.eventId === null ? '' : `, event ${f.eventId}`}: ${f.reason}.`);
+  console.error(`(${result.events} events before it verified.)`);
+  return 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -144,18 +204,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(`Its admin API key, shown this once (store it now):\n${created.key}`);
       return 0;
     }
-    case 'audit': {
-      if (sub !== 'verify') throw new UsageError('Usage: agenticpet audit verify');
-      const result = await withStore(config, (_db, store) => store.verifyAudit());
-      if (result.ok) {
-        console.log(`Audit trail intact: ${result.events} events in ${result.chains} chains.`);
-        return 0;
-      }
-      const f = result.failure!;
-      console.error(`Audit trail BROKEN at chain ${f.chainId}, seq ${f.seq}${f.eventId === null ? '' : `, event ${f.eventId}`}: ${f.reason}.`);
-      console.error(`(${result.events} events before it verified.)`);
-      return 1;
-    }
+    case 'audit':
+      return audit(config, sub, rest);
     default:
       throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
   }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -47,6 +48,23 @@ export interface Config {
   keyCacheTtlMs: number;
   /** HTTP worker processes; undefined: one per core with PostgreSQL, one when embedded. */
   workers: number | undefined;
+  /** Signed audit checkpoints (AGENTICPET_AUDIT_CHECKPOINT_URL); undefined: not written. */
+  auditCheckpoints: AuditCheckpointConfig | undefined;
+  /** PEM Ed25519 public key file that `audit verify` checks checkpoints with. */
+  auditPublicKeyFile: string | undefined;
+}
+
+export interface AuditCheckpointConfig {
+  /** file://DIR or s3://bucket/prefix. */
+  url: string;
+  /**
+   * The signing key's text and the variable it came from (parsed where it is used, so the
+   * message names the variable); undefined: `serve` refuses, `audit verify` does not need it.
+   */
+  signingKey: { variable: string; text: string } | undefined;
+  intervalSeconds: number;
+  s3Endpoint: string | undefined;
+  requestTimeoutMs: number;
 }
 
 export type MediaStoreConfig =
@@ -134,8 +152,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (s3Endpoint !== undefined && (!/^https?:\/\//.test(s3Endpoint) || !URL.canParse(s3Endpoint))) {
     throw new ConfigError('AGENTICPET_S3_ENDPOINT', 'must be an http:// or https:// URL');
   }
+  const checkpointUrl = optional(env, 'AGENTICPET_AUDIT_CHECKPOINT_URL');
+  if (checkpointUrl !== undefined && !/^(file:\/\/.+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/.test(checkpointUrl)) {
+    throw new ConfigError('AGENTICPET_AUDIT_CHECKPOINT_URL', 'must be file://DIR (a directory) or s3://bucket/prefix');
+  }
   if (mediaBucket === undefined) {
     for (const name of ['AGENTICPET_S3_ENDPOINT', 'AGENTICPET_MEDIA_KMS_KEY_ID']) {
+      // The endpoint serves the checkpoint bucket too.
+      if (name === 'AGENTICPET_S3_ENDPOINT' && checkpointUrl?.startsWith('s3://')) continue;
       if (optional(env, name) !== undefined) throw new ConfigError(name, 'is set but AGENTICPET_MEDIA_BUCKET is not (media would silently go to local disk)');
     }
   }
@@ -147,6 +171,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           bucket: mediaBucket,
           kmsKeyId: optional(env, 'AGENTICPET_MEDIA_KMS_KEY_ID'),
           endpoint: s3Endpoint,
+          requestTimeoutMs: integer(env, 'AGENTICPET_S3_TIMEOUT_MS', 5000, 100, 120_000),
+        };
+  const auditCheckpoints: AuditCheckpointConfig | undefined =
+    checkpointUrl === undefined
+      ? undefined
+      : {
+          url: checkpointUrl,
+          signingKey: signingKeyText(env),
+          intervalSeconds: integer(env, 'AGENTICPET_AUDIT_CHECKPOINT_SECONDS', 60, 1, 3600),
+          s3Endpoint: s3Endpoint,
           requestTimeoutMs: integer(env, 'AGENTICPET_S3_TIMEOUT_MS', 5000, 100, 120_000),
         };
   const otelServiceName = optional(env, 'OTEL_SERVICE_NAME') ?? 'agenticpet';
@@ -180,5 +214,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxEventLoopDelayMs: integer(env, 'AGENTICPET_MAX_EVENT_LOOP_DELAY_MS', 500, 0, 60_000),
     keyCacheTtlMs: integer(env, 'AGENTICPET_KEY_CACHE_TTL_MS', 5000, 0, 5000),
     workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
+    auditCheckpoints,
+    auditPublicKeyFile: optional(env, 'AGENTICPET_AUDIT_PUBLIC_KEY_FILE'),
   };
+}
+
+/** AGENTICPET_AUDIT_SIGNING_KEY (the key itself), or AGENTICPET_AUDIT_SIGNING_KEY_FILE (a file holding it). */
+function signingKeyText(env: NodeJS.ProcessEnv): AuditCheckpointConfig['signingKey'] {
+  const inline = optional(env, 'AGENTICPET_AUDIT_SIGNING_KEY');
+  const file = optional(env, 'AGENTICPET_AUDIT_SIGNING_KEY_FILE');
+  if (inline !== undefined && file !== undefined) throw new ConfigError('AGENTICPET_AUDIT_SIGNING_KEY_FILE', 'is set together with AGENTICPET_AUDIT_SIGNING_KEY: set one');
+  if (inline !== undefined) return { variable: 'AGENTICPET_AUDIT_SIGNING_KEY', text: inline };
+  if (file === undefined) return undefined;
+  try {
+    return { variable: 'AGENTICPET_AUDIT_SIGNING_KEY_FILE', text: fs.readFileSync(file, 'utf8') };
+  } catch (err) {
+    throw new ConfigError('AGENTICPET_AUDIT_SIGNING_KEY_FILE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

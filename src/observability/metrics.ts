@@ -22,6 +22,7 @@ export const GROUP_COMMIT_BATCH = 'agenticpet_group_commit_batch_size';
 export const DB_QUEUE_DEPTH = 'agenticpet_db_queue_depth';
 export const DB_BATCHES_IN_FLIGHT = 'agenticpet_db_batches_in_flight';
 export const OVERLOAD_REJECTIONS = 'agenticpet_overload_rejections_total';
+export const AUDIT_CHECKPOINTS = 'agenticpet_audit_checkpoints_total';
 
 // Requests are expected in single-digit milliseconds; agent steps in tens of microseconds to
 // a few milliseconds (the narrative, with an LLM, in seconds).
@@ -66,6 +67,8 @@ export interface AppMetrics {
   groupCommitBatch(size: number): void;
   /** A request refused with 503 before doing any work (event loop, queue). */
   overloaded(reason: string): void;
+  /** A signed audit checkpoint written, or a write that failed (retried at the next interval). */
+  auditCheckpoint(result: 'written' | 'failed'): void;
 }
 
 type Child = ReturnType<Histogram<string>['labels']>;
@@ -135,6 +138,12 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
     labelNames: ['reason'],
     registers: [registry],
   });
+  const checkpoints = new Counter({
+    name: AUDIT_CHECKPOINTS,
+    help: 'Signed audit checkpoints, by result (written, failed: the store was unreachable; retried at the next interval)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
   const cacheChildren = new Map<string, ReturnType<Counter<string>['labels']>>();
 
   // The label combinations are few (routes x methods x status codes): cache each child so a
@@ -175,5 +184,6 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
     },
     groupCommitBatch: (size) => batchSize.observe(size),
     overloaded: (reason) => overloads.inc({ reason }),
+    auditCheckpoint: (result) => checkpoints.inc({ result }),
   };
 }

@@ -11,7 +11,7 @@ import { canonicalJson } from '../../clinical/canonical-json.js';
 import type { AuditEntry, AuditVerification, RequestContext, StoredAuditEvent } from '../../clinical/ports.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
-interface ChainHead {
+export interface ChainHead {
   chainId: string;
   seq: number;
   hash: string;
@@ -45,9 +45,20 @@ export function eventHash(prevHash: string, e: AuditRow): string {
   return hash('sha256', `${prevHash}\n${body}`, 'hex');
 }
 
+/** Where one connection's chain stands after its last COMMIT; replaced in place on each commit. */
+interface ChainSlot {
+  head: ChainHead;
+}
+
 export class AuditWriter {
   /** Each connection's chain head as committed. */
-  private readonly committed = new WeakMap<object, ChainHead>();
+  private readonly committed = new WeakMap<object, ChainSlot>();
+  /**
+   * Every chain this writer has committed to (one per connection it ever used, so it grows with
+   * connections, not requests): what the signed checkpoints anchor. A slot is added once per
+   * connection; a commit only replaces the head in its slot, as it replaced the WeakMap entry.
+   */
+  private readonly chains: ChainSlot[] = [];
   /** Each open transaction's head (several units of a group commit share one transaction). */
   private readonly pending = new WeakMap<object, ChainHead>();
   /** Units that have registered their commit and rollback callbacks. */
@@ -65,7 +76,7 @@ export class AuditWriter {
    * and its audit event.
    */
   async appendWith(tx: SqlTx, ctx: RequestContext, entry: AuditEntry, writes: { ctes: string[]; params: unknown[] }): Promise<void> {
-    const head = this.pending.get(tx.txn) ?? this.committed.get(tx.connection);
+    const head = this.pending.get(tx.txn) ?? this.committed.get(tx.connection)?.head;
     const chainId = head?.chainId ?? uuidv7();
     const row: AuditRow = {
       chainId,
@@ -124,13 +135,31 @@ export class AuditWriter {
       // Undoing this unit (its savepoint) takes the head back to where the unit found it.
       const before = this.pending.get(tx.txn);
       tx.onRollback(() => (before === undefined ? this.pending.delete(tx.txn) : this.pending.set(tx.txn, before)));
-      tx.onCommit(() => this.committed.set(tx.connection, this.pending.get(tx.txn)!));
+      tx.onCommit(() => {
+        const committed = this.pending.get(tx.txn)!;
+        const slot = this.committed.get(tx.connection);
+        if (slot !== undefined) slot.head = committed;
+        else {
+          const created = { head: committed };
+          this.committed.set(tx.connection, created);
+          this.chains.push(created);
+        }
+      });
     }
     this.pending.set(tx.txn, next);
   }
+
+  /**
+   * The heads this process has committed, from memory rather than the database, so a checkpoint
+   * signs what was written here and never a head an administrator has since rewritten.
+   */
+  heads(): ChainHead[] {
+    return this.chains.map((s) => ({ ...s.head }));
+  }
 }
 
-interface EventRecord {
+/** An audit_events row as the database returns it. */
+export interface EventRecord {
   chain_id: string;
   seq: string | number;
   id: string;
@@ -151,21 +180,57 @@ interface EventRecord {
 
 const BATCH = 5000;
 
-/** Walks every chain in full and reports the first event that does not hold. Runs unscoped. */
-export async function verifyAuditChains(db: SqlExecutor): Promise<AuditVerification> {
-  const chains = await db.query<{ chain_id: string; head_seq: string | number; head_hash: string }>(
-    'SELECT chain_id, head_seq, head_hash FROM audit_chains ORDER BY started_at, chain_id',
+/** A chain head signed in a checkpoint outside the database (see storage/checkpoints/). */
+export interface AnchoredHead {
+  seq: number;
+  hash: string;
+  /** Which checkpoint signed it, for the message. */
+  checkpoint: string;
+}
+
+export interface AnchoredVerification extends AuditVerification {
+  /** Chains checked against a signed checkpoint. */
+  anchoredChains: number;
+  /** Events past the last checkpoint of their chain (or in chains no checkpoint names yet): the unanchored gap. */
+  unanchoredEvents: number;
+}
+
+/**
+ * Walks every chain in full and reports the first event that does not hold. Runs unscoped.
+ * Chains are taken from both tables, so events whose head row was deleted are found; with
+ * `anchors` (chain id -> signed head), a chain must also reach each signed head with exactly
+ * that hash, which a rewrite that recomputed every hash, a truncation that fixed the head row
+ * and a deleted chain cannot.
+ */
+export async function verifyAuditChains(db: SqlExecutor, anchors: ReadonlyMap<string, AnchoredHead> = new Map()): Promise<AnchoredVerification> {
+  const chains = await db.query<{ chain_id: string; head_seq: string | number | null; head_hash: string | null }>(
+    `SELECT chain_id, c.head_seq, c.head_hash
+       FROM (SELECT chain_id FROM audit_chains UNION SELECT DISTINCT chain_id FROM audit_events) ids
+       LEFT JOIN audit_chains c USING (chain_id)
+      ORDER BY c.started_at NULLS FIRST, chain_id`,
   );
   let events = 0;
+  let anchoredChains = 0;
+  let unanchoredEvents = 0;
+  const result = (failure?: AuditVerification['failure']): AnchoredVerification => ({ ok: failure === undefined, chains: chains.length, events, anchoredChains, unanchoredEvents, ...(failure === undefined ? {} : { failure }) });
+  const present = new Set(chains.map((c) => c.chain_id));
+  for (const [chainId, anchor] of anchors) {
+    if (!present.has(chainId)) {
+      return result({ chainId, seq: anchor.seq, eventId: null, reason: `${anchor.checkpoint} signed this chain at seq ${anchor.seq} but the database has neither its head nor any of its events: the whole chain was deleted` });
+    }
+  }
   for (const chain of chains) {
     let expectedSeq = 1;
     let prevHash = GENESIS;
     let lastSeq = 0;
+    const anchor = anchors.get(chain.chain_id);
+    let hashAtAnchor: string | null = null;
     for (;;) {
       const rows = await db.query<EventRecord>('SELECT * FROM audit_events WHERE chain_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3', [chain.chain_id, expectedSeq, BATCH]);
       for (const r of rows) {
         const seq = Number(r.seq);
-        const fail = (reason: string): AuditVerification => ({ ok: false, chains: chains.length, events, failure: { chainId: chain.chain_id, seq, eventId: r.id, reason } });
+        const fail = (reason: string) => result({ chainId: chain.chain_id, seq, eventId: r.id, reason });
+        if (chain.head_seq === null) return fail('this event\'s chain has no head row in audit_chains: the head was deleted');
         if (seq !== expectedSeq) return fail(`expected seq ${expectedSeq} but found ${seq}: an event before it was deleted or moved`);
         if (r.prev_hash !== prevHash) return fail('its prev_hash does not match the hash of the event before it: an earlier event was deleted, altered or reordered');
         const computed = eventHash(prevHash, {
@@ -185,6 +250,7 @@ export async function verifyAuditChains(db: SqlExecutor): Promise<AuditVerificat
           detail: r.detail,
         });
         if (computed !== r.hash) return fail('its content does not match its hash: the event was modified');
+        if (anchor !== undefined && seq === anchor.seq) hashAtAnchor = r.hash;
         prevHash = r.hash;
         lastSeq = seq;
         expectedSeq++;
@@ -193,18 +259,25 @@ export async function verifyAuditChains(db: SqlExecutor): Promise<AuditVerificat
       if (rows.length < BATCH) break;
     }
     if (lastSeq !== Number(chain.head_seq) || prevHash !== chain.head_hash) {
-      return {
-        ok: false,
-        chains: chains.length,
-        events,
-        failure: {
-          chainId: chain.chain_id,
-          seq: lastSeq + 1,
-          eventId: null,
-          reason: `the chain head records seq ${chain.head_seq} but the last intact event is seq ${lastSeq}: events at the end were deleted`,
-        },
-      };
+      return result({
+        chainId: chain.chain_id,
+        seq: lastSeq + 1,
+        eventId: null,
+        reason: `the chain head records seq ${chain.head_seq} but the last intact event is seq ${lastSeq}: events at the end were deleted`,
+      });
+    }
+    if (anchor !== undefined) {
+      if (lastSeq < anchor.seq) {
+        return result({ chainId: chain.chain_id, seq: lastSeq + 1, eventId: null, reason: `${anchor.checkpoint} signed this chain at seq ${anchor.seq} but it ends at seq ${lastSeq}: the chain was truncated and its head rewritten` });
+      }
+      if (hashAtAnchor !== anchor.hash) {
+        return result({ chainId: chain.chain_id, seq: anchor.seq, eventId: null, reason: `${anchor.checkpoint} signed hash ${anchor.hash.slice(0, 12)}… at seq ${anchor.seq} but the database holds ${String(hashAtAnchor).slice(0, 12)}…: the chain was rewritten (its hashes recomputed)` });
+      }
+      anchoredChains++;
+      unanchoredEvents += lastSeq - anchor.seq;
+    } else {
+      unanchoredEvents += lastSeq;
     }
   }
-  return { ok: true, chains: chains.length, events };
+  return result();
 }

@@ -27,7 +27,7 @@ import type {
 } from '../../clinical/ports.js';
 import type { Role } from '../../contract/schemas.js';
 import * as accessSql from './access.js';
-import { AuditWriter, verifyAuditChains } from './audit-chain.js';
+import { AuditWriter, verifyAuditChains, type ChainHead } from './audit-chain.js';
 import { listAuditEvents } from './audit-events.js';
 import { decodeCursor, page } from './cursor.js';
 import * as diagnosisSql from './diagnoses.js';
@@ -330,6 +330,11 @@ export class SqlClinicalStore implements ClinicalStore {
 
   verifyAudit(): Promise<AuditVerification> {
     return verifyAuditChains(this.db);
+  }
+
+  /** The heads of the audit chains this store has committed (what the checkpoints sign). */
+  auditHeads(): ChainHead[] {
+    return this.auditWriter.heads();
   }
 
   ping(): Promise<void> {
