@@ -15,7 +15,7 @@ import type { RequestContext } from '../../src/clinical/ports.js';
 import { checkpointName, verifyCheckpoints } from '../../src/storage/checkpoints/checkpoint.js';
 import { Checkpointer } from '../../src/storage/checkpoints/checkpointer.js';
 import { FsCheckpointStore } from '../../src/storage/checkpoints/stores.js';
-import { eventHash, verifyAuditChains, type AnchoredVerification, type EventRecord } from '../../src/storage/sql/audit-chain.js';
+import { auditRowOf, eventHash, verifyAuditChains, type AnchoredVerification, type EventRecord } from '../../src/storage/sql/audit-chain.js';
 import type { SqlExecutor } from '../../src/storage/sql/executor.js';
 import { migrate } from '../../src/storage/sql/migrate.js';
 import { SqlClinicalStore } from '../../src/storage/sql/store.js';
@@ -166,22 +166,7 @@ export function auditAnchorContract(name: string, open: () => Promise<AnchorHarn
       let prev = e[1]!.hash;
       for (const r of e.slice(2)) {
         const outcome = r.seq === 3 ? 'denied' : r.outcome;
-        const hash = eventHash(prev, {
-          chainId: r.chain_id,
-          seq: Number(r.seq),
-          id: r.id,
-          occurredAt: r.occurred_at,
-          clinicId: r.clinic_id,
-          principalId: r.principal_id,
-          role: r.role,
-          action: r.action,
-          entityType: r.entity_type,
-          entityId: r.entity_id,
-          outcome,
-          requestId: r.request_id,
-          sourceIp: r.source_ip,
-          detail: r.detail,
-        });
+        const hash = eventHash(prev, auditRowOf(r, { outcome }));
         await h.db.query('UPDATE audit_events SET outcome = $2, prev_hash = $3, hash = $4 WHERE id = $1', [r.id, outcome, prev, hash]);
         prev = hash;
       }

@@ -178,6 +178,27 @@ export interface EventRecord {
   hash: string;
 }
 
+/** What an event's hash covers, read from its stored row (overrides: for a test that rewrites one). */
+export function auditRowOf(r: EventRecord, overrides: Partial<AuditRow> = {}): AuditRow {
+  return {
+    chainId: r.chain_id,
+    seq: Number(r.seq),
+    id: r.id,
+    occurredAt: r.occurred_at,
+    clinicId: r.clinic_id,
+    principalId: r.principal_id,
+    role: r.role,
+    action: r.action,
+    entityType: r.entity_type,
+    entityId: r.entity_id,
+    outcome: r.outcome,
+    requestId: r.request_id,
+    sourceIp: r.source_ip,
+    detail: r.detail,
+    ...overrides,
+  };
+}
+
 const BATCH = 5000;
 
 /** A chain head signed in a checkpoint outside the database (see storage/checkpoints/). */
@@ -233,22 +254,7 @@ export async function verifyAuditChains(db: SqlExecutor, anchors: ReadonlyMap<st
         if (chain.head_seq === null) return fail('this event\'s chain has no head row in audit_chains: the head was deleted');
         if (seq !== expectedSeq) return fail(`expected seq ${expectedSeq} but found ${seq}: an event before it was deleted or moved`);
         if (r.prev_hash !== prevHash) return fail('its prev_hash does not match the hash of the event before it: an earlier event was deleted, altered or reordered');
-        const computed = eventHash(prevHash, {
-          chainId: r.chain_id,
-          seq,
-          id: r.id,
-          occurredAt: r.occurred_at,
-          clinicId: r.clinic_id,
-          principalId: r.principal_id,
-          role: r.role,
-          action: r.action,
-          entityType: r.entity_type,
-          entityId: r.entity_id,
-          outcome: r.outcome,
-          requestId: r.request_id,
-          sourceIp: r.source_ip,
-          detail: r.detail,
-        });
+        const computed = eventHash(prevHash, auditRowOf(r));
         if (computed !== r.hash) return fail('its content does not match its hash: the event was modified');
         if (anchor !== undefined && seq === anchor.seq) hashAtAnchor = r.hash;
         prevHash = r.hash;
