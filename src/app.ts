@@ -143,6 +143,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       logger,
       bodyMaxBytes: config.bodyMaxBytes,
       mediaMaxBytes: config.mediaMaxBytes,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
       version: VERSION,
       maxEventLoopDelayMs: config.maxEventLoopDelayMs,
       onOverload: (reason) => observed.overloaded(reason),

@@ -19,6 +19,8 @@ export interface Config {
   mediaStore: MediaStoreConfig;
   /** Largest accepted JSON body, bytes. */
   bodyMaxBytes: number;
+  /** Time a client has to send a whole request (headers and body), ms; slower ones are cut off. */
+  httpRequestTimeoutMs: number;
   /** PostgreSQL pool size per process. */
   dbPoolMax: number;
   /** Consultation sessions expire after this long without use. */
@@ -204,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mediaMaxBytes: integer(env, 'AGENTICPET_MEDIA_MAX_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     mediaStore,
     bodyMaxBytes: integer(env, 'AGENTICPET_BODY_MAX_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+    httpRequestTimeoutMs: integer(env, 'AGENTICPET_HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
     dbPoolMax: integer(env, 'DATABASE_POOL_MAX', 3, 1, 1000),
     metricsSink: metricsSink as MetricsSink,
     metricsEmfIntervalSeconds: integer(env, 'METRICS_EMF_INTERVAL_SECONDS', 60, 1, 3600),

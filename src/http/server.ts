@@ -21,6 +21,7 @@ import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace }
 import { OverloadedError } from '../clinical/errors.js';
 import { Problem } from '../contract/schemas.js';
 import { registerProblemHandlers } from './problem.js';
+import { refuseNulCharacters, refusingNul } from './text-guard.js';
 import { LoopLag } from './backpressure.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerDiagnosisRoutes } from './routes/diagnoses.js';
@@ -54,6 +55,8 @@ export interface HttpOptions {
   logger: FastifyBaseLogger;
   bodyMaxBytes: number;
   mediaMaxBytes: number;
+  /** Time a client has to send a whole request, ms (Node's requestTimeout; Fastify's default 0 disables it). */
+  requestTimeoutMs?: number;
   version: string;
   /** Event-loop delay (ms) above which /v1 requests are refused with 503 (0: never). */
   maxEventLoopDelayMs?: number;
@@ -97,6 +100,13 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     // Fastify's own two lines per request are replaced by the single line logged onResponse.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyMaxBytes,
+    // A client that trickles its headers or body (slowloris) is answered 408 and cut off. Given
+    // to createServer too: Fastify sets requestTimeout only after creating the server, which
+    // leaves Node's headersTimeout at 60 s, and a stalled body is then cut off only after that.
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    // Node checks the deadlines every connectionsCheckingInterval (30 s by default, which would let
+    // a slow client hold on for up to twice the timeout): check four times per timeout instead.
+    http: { requestTimeout: opts.requestTimeoutMs ?? 30_000, connectionsCheckingInterval: Math.max(50, Math.round((opts.requestTimeoutMs ?? 30_000) / 4)) },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -110,7 +120,10 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   const textAjv = ajvFor(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // PostgreSQL cannot store U+0000: JSON bodies holding it are refused with 400 at parse time.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, refusingNul(app.getDefaultJsonParser('error', 'error')));
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, refusingNul(app.getDefaultJsonParser('error', 'error')));
 
   registerProblemHandlers(app);
   app.addSchema(Problem);
@@ -205,6 +218,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
 
   await app.register(async (v1) => {
     v1.decorateRequest('ctx', null as unknown as RequestContext);
+    v1.addHook('preValidation', refuseNulCharacters);
     v1.addHook('onRequest', async (request, reply) => {
       // The ops dashboard's data must answer exactly when the service is saturated.
       const delay = request.routeOptions.url === '/v1/ops/metrics' ? null : saturated();
