@@ -42,20 +42,29 @@ export class AgenticPetStack extends Stack {
       encryptionKey: secretsKey,
       generateSecretString: { passwordLength: 48, excludePunctuation: true },
     });
+    // The service takes a secret of 32+ characters as the seed of its Ed25519 key (SHA-256), so a
+    // generated value works from the first deploy; an operator may put a PKCS8 PEM key in instead (docs/deploy.md).
+    const auditSigningKey = new secretsmanager.Secret(this, 'AuditSigningKey', {
+      description: `AgenticPet ${config.name} AGENTICPET_AUDIT_SIGNING_KEY (Ed25519 key that signs audit checkpoints: PKCS8 PEM, or a 32+ character seed)`,
+      encryptionKey: secretsKey,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    });
     this.api = new ApiService(this, 'Api', {
       config,
       vpc: this.network.vpc,
       repository: ecr.Repository.fromRepositoryName(this, 'Repository', repositoryName(config)),
       data: this.data,
       bootstrapKey,
+      auditSigningKey,
       logKey,
       accessLogs: this.buckets.accessLogs,
       media: this.buckets.media,
       backups: this.buckets.backups,
+      checkpoints: this.buckets.checkpoints,
     });
     this.observability = new Observability(this, 'Observability', { config, api: this.api, data: this.data, key: alarmKey });
     this.waf = new WebAcl(this, 'Waf', { config, loadBalancerArn: this.api.alb.loadBalancerArn, logKey });
-    this.backup = new BackupPlan(this, 'Backup', { config, cluster: this.data.cluster, buckets: [this.buckets.media, this.buckets.backups] });
+    this.backup = new BackupPlan(this, 'Backup', { config, cluster: this.data.cluster, buckets: [this.buckets.media, this.buckets.backups, this.buckets.checkpoints] });
 
     new CfnOutput(this, 'LoadBalancerDns', { value: this.api.alb.loadBalancerDnsName });
     new CfnOutput(this, 'ClusterName', { value: this.api.cluster.clusterName });

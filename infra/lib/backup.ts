@@ -12,7 +12,7 @@ export function drVaultName(config: EnvConfig): string {
   return `agenticpet-${config.name}-dr`;
 }
 
-/** Daily AWS Backup of Aurora and both buckets, each recovery point copied to the DR region. */
+/** Daily AWS Backup of Aurora and the data buckets, each recovery point copied to the DR region. */
 export class BackupPlan extends Construct {
   readonly vault: backup.BackupVault;
   readonly plan: backup.BackupPlan;

@@ -53,6 +53,10 @@ export interface EnvConfig {
   readonly drAvailabilityZones: readonly [string, string, string];
   readonly pilotLight: boolean;
   readonly backupRetentionDays: number;
+  /** Days each signed audit checkpoint is under Object Lock (COMPLIANCE mode); default 365. */
+  readonly checkpointRetentionDays: number;
+  /** AGENTICPET_AUDIT_CHECKPOINT_SECONDS: seconds between checkpoints, the bound on undetected audit loss. */
+  readonly auditCheckpointSeconds: number;
 }
 
 /**
@@ -99,6 +103,8 @@ export const configs: Record<EnvName, EnvConfig> = {
     drAvailabilityZones: ['eu-central-1a', 'eu-central-1b', 'eu-central-1c'],
     pilotLight: false,
     backupRetentionDays: 35,
+    checkpointRetentionDays: 365,
+    auditCheckpointSeconds: 60,
   },
   prod: {
     name: 'prod',
@@ -125,6 +131,8 @@ export const configs: Record<EnvName, EnvConfig> = {
     drAvailabilityZones: ['eu-central-1a', 'eu-central-1b', 'eu-central-1c'],
     pilotLight: true,
     backupRetentionDays: 35,
+    checkpointRetentionDays: 365,
+    auditCheckpointSeconds: 60,
   },
 };
 

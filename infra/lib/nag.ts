@@ -36,6 +36,9 @@ const rules: Record<string, NagPackSuppression[]> = {
   'Data/DatabaseUrl': NO_ROTATION('Derived from the Aurora secret at deploy time; it changes when that secret is rotated and the stack is redeployed.'),
   'Data/RedisAuthToken': NO_ROTATION('Rotating the ElastiCache auth token also needs a ModifyReplicationGroup call (ROTATE, then SET); that needs a custom rotation Lambda, not written yet.'),
   'Data/RedisUrl': NO_ROTATION('Derived from the Redis auth token at deploy time.'),
+  AuditSigningKey: NO_ROTATION(
+    'The Ed25519 key that signs audit checkpoints (generated seed, or a PEM key the operator puts in); `audit verify` checks every checkpoint against one public key, so rotating it would make older checkpoints fail verification (not supported yet).',
+  ),
   BootstrapKey: NO_ROTATION('The admin key of the first clinic matters only at first start (it creates that clinic); afterwards clinics manage and revoke their keys through the API (/v1/api-keys).'),
   'Data/Aurora/MonitoringRole': [
     { id: 'AwsSolutions-IAM4', reason: 'AmazonRDSEnhancedMonitoringRole is the AWS-documented policy for RDS enhanced monitoring and only allows writing to the RDSOSMetrics log group.' },
@@ -68,6 +71,9 @@ const rules: Record<string, NagPackSuppression[]> = {
   'Buckets/Backups': [
     { id: 'HIPAA.Security-S3BucketReplicationEnabled', reason: 'Cross-region copies are made by the AWS Backup plan (copy to the DR vault) instead of S3 replication.' },
   ],
+  'Buckets/Checkpoints': [
+    { id: 'HIPAA.Security-S3BucketReplicationEnabled', reason: 'Cross-region copies of the signed audit checkpoints are made by the AWS Backup plan (copy to the DR vault) instead of S3 replication.' },
+  ],
   'Api/AlbSg': [{ id: 'AwsSolutions-EC23', reason: 'The public ALB must accept 443 (and 80, only to redirect to 443) from anywhere; WAF filters the traffic.' }],
   'Api/Alb/Redirect80To443': [
     { id: 'HIPAA.Security-ELBv2ACMCertificateRequired', reason: 'This HTTP listener answers every request with a redirect to HTTPS and forwards nothing.' },
@@ -76,12 +82,12 @@ const rules: Record<string, NagPackSuppression[]> = {
     {
       id: 'AwsSolutions-ECS2',
       reason:
-        'Only non-secret settings (PORT, HOST, LOG_LEVEL, NODE_ENV, AGENTICPET_WORKERS, METRICS_SINK, and the names of the media bucket and its KMS key: AGENTICPET_MEDIA_BUCKET, AGENTICPET_MEDIA_KMS_KEY_ID) are plain environment variables; access to the bucket and key is granted by IAM, not by knowing their names. DATABASE_URL, REDIS_URL and the bootstrap key come from Secrets Manager.',
+        'Only non-secret settings (PORT, HOST, LOG_LEVEL, NODE_ENV, AGENTICPET_WORKERS, METRICS_SINK, and the names of the media bucket and its KMS key: AGENTICPET_MEDIA_BUCKET, AGENTICPET_MEDIA_KMS_KEY_ID; the checkpoint location AGENTICPET_AUDIT_CHECKPOINT_URL and interval AGENTICPET_AUDIT_CHECKPOINT_SECONDS) are plain environment variables; access to the bucket and key is granted by IAM, not by knowing their names. DATABASE_URL, REDIS_URL, the bootstrap key and the audit signing key come from Secrets Manager.',
     },
     {
       id: 'AwsSolutions-IAM5',
       reason:
-        'Task role: object-level wildcards are limited to the media and backups buckets (<bucket>/*) and the S3/KMS action groups CDK grants for read/write; cloudwatch:PutMetricData has no resource type and is restricted to the AgenticPet namespace by condition. Execution role: ecr:GetAuthorizationToken has no resource type.',
+        'Task role: object-level wildcards are limited to the media, backups and checkpoints buckets (<bucket>/*; on checkpoints only s3:PutObject and s3:GetObject) and the S3/KMS action groups CDK grants for read/write; cloudwatch:PutMetricData has no resource type and is restricted to the AgenticPet namespace by condition. Execution role: ecr:GetAuthorizationToken has no resource type.',
       appliesTo: [
         'Action::s3:GetObject*',
         'Action::s3:GetBucket*',
@@ -92,6 +98,7 @@ const rules: Record<string, NagPackSuppression[]> = {
         'Action::kms:GenerateDataKey*',
         { regex: '/^Resource::<BucketsMedia[0-9A-F]+\\.Arn>\\/\\*$/g' },
         { regex: '/^Resource::<BucketsBackups[0-9A-F]+\\.Arn>\\/\\*$/g' },
+        { regex: '/^Resource::<BucketsCheckpoints[0-9A-F]+\\.Arn>\\/\\*$/g' },
         'Resource::*',
       ],
     },

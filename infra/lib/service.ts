@@ -29,10 +29,13 @@ export interface ServiceProps {
   readonly repository: ecr.IRepository;
   readonly data: DataTier;
   readonly bootstrapKey: secretsmanager.ISecret;
+  /** PKCS8 PEM Ed25519 private key that signs audit checkpoints (AGENTICPET_AUDIT_SIGNING_KEY). */
+  readonly auditSigningKey: secretsmanager.ISecret;
   readonly logKey: kms.IKey;
   readonly accessLogs: s3.IBucket;
   readonly media: s3.IBucket;
   readonly backups: s3.IBucket;
+  readonly checkpoints: s3.IBucket;
 }
 
 /** The Fargate service (ARM64) behind an HTTPS ALB, with autoscaling and safe deployments. */
@@ -75,11 +78,15 @@ export class ApiService extends Construct {
         // The bucket's customer-managed key, named on every put (SSE-KMS), so objects stay under it
         // even if the bucket's default encryption changes. Omitted for a bucket without a CMK.
         ...(props.media.encryptionKey ? { AGENTICPET_MEDIA_KMS_KEY_ID: props.media.encryptionKey.keyArn } : {}),
+        // Signed audit checkpoints go to the Object Lock bucket, one every N seconds.
+        AGENTICPET_AUDIT_CHECKPOINT_URL: `s3://${props.checkpoints.bucketName}/checkpoints`,
+        AGENTICPET_AUDIT_CHECKPOINT_SECONDS: String(config.auditCheckpointSeconds),
       },
       secrets: {
         DATABASE_URL: ecs.Secret.fromSecretsManager(data.databaseUrl, 'url'),
         REDIS_URL: ecs.Secret.fromSecretsManager(data.redisUrl, 'url'),
         AGENTICPET_BOOTSTRAP_KEY: ecs.Secret.fromSecretsManager(props.bootstrapKey),
+        AGENTICPET_AUDIT_SIGNING_KEY: ecs.Secret.fromSecretsManager(props.auditSigningKey),
       },
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'api' }),
       // ECS ignores the image's HEALTHCHECK; this is the same probe.
@@ -98,6 +105,12 @@ export class ApiService extends Construct {
     // not a 403) on the media bucket, and Encrypt/Decrypt/GenerateDataKey on its KMS key.
     props.media.grantReadWrite(task.taskRole);
     props.backups.grantPut(task.taskRole);
+    // Checkpoints: put, get and list only. Nothing that deletes objects or changes their retention.
+    task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject'], resources: [props.checkpoints.arnForObjects('*')] }));
+    task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.checkpoints.bucketArn] }));
+    if (props.checkpoints.encryptionKey) {
+      task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'], resources: [props.checkpoints.encryptionKey.keyArn] }));
+    }
     task.taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['cloudwatch:PutMetricData'],

@@ -4,10 +4,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { EnvConfig } from './config.js';
 
-/** Media blobs, backup artefacts (audit checkpoints under Object Lock) and access logs. */
+/** Media blobs, backup artefacts, signed audit checkpoints (Object Lock) and access logs. */
 export class Buckets extends Construct {
   readonly media: s3.Bucket;
   readonly backups: s3.Bucket;
+  readonly checkpoints: s3.Bucket;
   readonly accessLogs: s3.Bucket;
   readonly key: kms.Key;
 
@@ -24,7 +25,7 @@ export class Buckets extends Construct {
       lifecycleRules: [{ expiration: Duration.days(config.logRetentionDays), noncurrentVersionExpiration: Duration.days(30) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Both data buckets: KMS, TLS only, no public access, versioned, access-logged, retained.
+    // Every data bucket: KMS, TLS only, no public access, versioned, access-logged, retained.
     const dataBucket: s3.BucketProps = {
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
@@ -40,7 +41,8 @@ export class Buckets extends Construct {
     this.backups = new s3.Bucket(this, 'Backups', {
       ...dataBucket,
       objectLockEnabled: true,
-      // Audit checkpoints cannot be altered or deleted, not even by an administrator, for a year.
+      // Backup artefacts cannot be altered or deleted, not even by an administrator, for a year.
+      // Audit checkpoints are not here: they live in the checkpoint bucket below.
       objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(365)),
       serverAccessLogsPrefix: 'backups/',
       lifecycleRules: [
@@ -54,6 +56,17 @@ export class Buckets extends Construct {
           noncurrentVersionTransitions: [{ storageClass: s3.StorageClass.GLACIER, transitionAfter: Duration.days(30) }],
         },
       ],
+    });
+    // Signed audit checkpoints: every object is locked in COMPLIANCE mode for the retention period
+    // (nobody, not even the root user, can shorten it or delete the object). No transition to
+    // Glacier Flexible or Deep Archive, so `audit verify` can always read them back at once, and no
+    // expiration within the retention period.
+    this.checkpoints = new s3.Bucket(this, 'Checkpoints', {
+      ...dataBucket,
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(config.checkpointRetentionDays)),
+      serverAccessLogsPrefix: 'checkpoints/',
+      lifecycleRules: [{ id: 'infrequent-access', transitions: [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(30) }] }],
     });
   }
 }

@@ -4,3 +4,4 @@ import './suites/nag.js';
 import './suites/data.js';
 import './suites/service.js';
 import './suites/registry.js';
+import './suites/checkpoints.js';

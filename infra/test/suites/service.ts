@@ -55,7 +55,7 @@ for (const env of ['dev', 'prod'] as const) {
       assert.equal(envVars.AGENTICPET_WORKERS, String(Math.max(1, Math.floor(config.taskCpu / 1024))));
       assert.equal(envVars.METRICS_SINK, 'emf');
       const secrets = Object.fromEntries(container.Secrets.map((s) => [s.Name, JSON.stringify(s.ValueFrom)]));
-      assert.deepEqual(Object.keys(secrets).sort(), ['AGENTICPET_BOOTSTRAP_KEY', 'DATABASE_URL', 'REDIS_URL']);
+      assert.deepEqual(Object.keys(secrets).sort(), ['AGENTICPET_AUDIT_SIGNING_KEY', 'AGENTICPET_BOOTSTRAP_KEY', 'DATABASE_URL', 'REDIS_URL']);
       assert.match(secrets.DATABASE_URL!, /DataDatabaseUrl.*:url::/);
       assert.match(secrets.REDIS_URL!, /DataRedisUrl.*:url::/);
       assert.match(secrets.AGENTICPET_BOOTSTRAP_KEY!, /BootstrapKey/);
