@@ -9,142 +9,13 @@
  * answer is a 5xx, none contains B's ids or names, and B's records read back unchanged.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import type { SqlExecutor } from '../src/storage/sql/executor.js';
-import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
+import { BODIES, fresh, KIND_OF_FIELD, operationsOf, PNG, send, type Ids, type OpenApiDoc } from './support/operations.js';
+import { callersByRole, client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
 import { createTestDatabase, pgSkipReason } from './support/services.js';
-
-const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('attack suite png')]);
-
-type Kind = 'owner' | 'patient' | 'encounter' | 'observation' | 'media' | 'diagnosis' | 'consultation' | 'apiKey';
-
-/** The collection segment before a path parameter names the kind of id it takes. */
-const KIND_OF_SEGMENT: Record<string, Kind> = {
-  owners: 'owner',
-  patients: 'patient',
-  encounters: 'encounter',
-  observations: 'observation',
-  media: 'media',
-  diagnoses: 'diagnosis',
-  consultations: 'consultation',
-  'api-keys': 'apiKey',
-};
-
-/** Body and query fields that take ids, by field name. */
-const KIND_OF_FIELD: Record<string, Kind> = {
-  ownerId: 'owner',
-  patientId: 'patient',
-  encounterId: 'encounter',
-  mediaIds: 'media',
-  consultationId: 'consultation',
-  entityId: 'patient',
-};
-
-type Ids = Record<Kind, string>;
-
-const fresh = (): Ids => ({
-  owner: randomUUID(),
-  patient: randomUUID(),
-  encounter: randomUUID(),
-  observation: randomUUID(),
-  media: randomUUID(),
-  diagnosis: randomUUID(),
-  consultation: `cs_${randomUUID().replace(/-/g, '').slice(0, 22)}`,
-  apiKey: randomUUID(),
-});
-
-/**
- * A valid body for every operation that takes one, with every id field taken from `ids`.
- * An operation of the OpenAPI document with a request body and no entry here fails the suite.
- */
-const BODIES: Record<string, (ids: Ids) => unknown> = {
-  'post /v1/owners': () => ({ name: 'Attacker owner' }),
-  'post /v1/patients': (ids) => ({ name: 'Intruder', species: 'dog', sex: 'male', neutered: false, ownerId: ids.owner }),
-  'patch /v1/patients/{id}': (ids) => ({ ownerId: ids.owner, name: 'Renamed by A' }),
-  'post /v1/patients/{id}/encounters': () => ({ reason: 'cross-tenant visit' }),
-  'post /v1/encounters/{id}/observations': () => ({ category: 'note', code: 'note', value: 'written by A' }),
-  'post /v1/api-keys': () => ({ name: 'attacker', role: 'readonly' }),
-  'post /v1/diagnoses': (ids) => ({ patientId: ids.patient, encounterId: ids.encounter, complaint: 'vomiting', mediaIds: [ids.media] }),
-  'post /v1/consultations': (ids) => ({ patientId: ids.patient, encounterId: ids.encounter }),
-  'post /v1/consultations/{id}/inputs': (ids) => ({ complaint: 'vomiting', mediaIds: [ids.media] }),
-  'post /v1/consultations/{id}/diagnose': () => undefined,
-};
-
-interface Operation {
-  method: string;
-  path: string;
-  pathKinds: Kind[];
-  queryIdFields: string[];
-  hasBody: boolean;
-  isMedia: boolean;
-}
-
-interface OpenApiDoc {
-  paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: unknown }>>;
-}
-
-function operationsOf(doc: OpenApiDoc): Operation[] {
-  const ops: Operation[] = [];
-  for (const [path, methods] of Object.entries(doc.paths)) {
-    if (!path.startsWith('/v1/')) continue;
-    for (const [method, op] of Object.entries(methods)) {
-      const segments = path.split('/');
-      const pathKinds = segments.flatMap((s, i) => {
-        if (!s.startsWith('{')) return [];
-        const kind = KIND_OF_SEGMENT[segments[i - 1] ?? ''];
-        assert.ok(kind !== undefined, `no case generator for the path parameter ${s} of ${method.toUpperCase()} ${path}: add its collection to KIND_OF_SEGMENT`);
-        return [kind];
-      });
-      const query = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
-      const isMedia = path === '/v1/media' && method === 'post';
-      ops.push({ method, path, pathKinds, queryIdFields: query.filter((q) => KIND_OF_FIELD[q] !== undefined), hasBody: op.requestBody !== undefined, isMedia });
-    }
-  }
-  return ops;
-}
-
-function urlFor(op: Operation, ids: Ids): string {
-  let i = 0;
-  const path = op.path.replace(/\{[^}]+\}/g, () => encodeURIComponent(ids[op.pathKinds[i++]!]));
-  const query = op.queryIdFields.map((f) => `${f}=${encodeURIComponent(ids[KIND_OF_FIELD[f]!])}`).join('&');
-  return query === '' ? path : `${path}?${query}`;
-}
-
-interface Answer {
-  status: number;
-  type: string | undefined;
-  body: string;
-  /** The URL and body sent: ids A itself sent may be echoed back (a problem's instance). */
-  sent: string;
-}
-
-async function send(call: Call, op: Operation, ids: Ids, ifMatch: string): Promise<Answer> {
-  const headers: Record<string, string> = { 'if-match': ifMatch };
-  const key = `${op.method} ${op.path}`;
-  let res;
-  let sent = urlFor(op, ids);
-  if (op.isMedia) {
-    res = await call('POST', urlFor(op, ids), { raw: PNG, contentType: 'image/png', headers });
-  } else if (op.hasBody || key in BODIES) {
-    const make = BODIES[key];
-    assert.ok(make !== undefined, `no case generator for the body of ${op.method.toUpperCase()} ${op.path}: add it to BODIES`);
-    const body = make(ids);
-    sent += JSON.stringify(body ?? null);
-    res = await call(op.method.toUpperCase(), urlFor(op, ids), body === undefined ? { headers } : { body, headers });
-  } else {
-    res = await call(op.method.toUpperCase(), urlFor(op, ids), { headers });
-  }
-  let type: string | undefined;
-  try {
-    type = (res.json() as { type?: string }).type;
-  } catch {
-    type = undefined;
-  }
-  return { status: res.statusCode, type, body: res.body, sent };
-}
 
 function crossTenantSuite(name: string, open: () => Promise<{ db: SqlExecutor; cleanup(): Promise<void> }>, skip: string | false): void {
   describe(`attack: cross-tenant isolation (${name})`, { skip }, () => {
@@ -194,12 +65,7 @@ function crossTenantSuite(name: string, open: () => Promise<{ db: SqlExecutor; c
       rt = await startRuntime(opened.db);
       const a = await rt.newClinic('Clinic Alpha');
       const aAdmin = client(rt, a.key);
-      attackers.push({ role: 'admin', call: aAdmin });
-      for (const role of ['vet', 'staff', 'readonly']) {
-        const res = await aAdmin('POST', '/v1/api-keys', { body: { name: `a-${role}`, role } });
-        assert.equal(res.statusCode, 201, res.body);
-        attackers.push({ role, call: client(rt, res.json().key) });
-      }
+      attackers.push(...(await callersByRole(rt, a.key)));
       // A has records of its own, so a leak into A's lists would show.
       const aOwner = (await aAdmin('POST', '/v1/owners', { body: { name: 'Alpha owner' } })).json().id;
       assert.equal((await aAdmin('POST', '/v1/patients', { body: { name: 'Alphapet', species: 'cat', sex: 'female', neutered: true, ownerId: aOwner } })).statusCode, 201);

@@ -5,9 +5,8 @@
  * POSTs with an Idempotency-Key store their response in the same transaction as the write.
  */
 import { createHash } from 'node:crypto';
-import { DomainError, ForbiddenError, IdempotencyKeyTakenError, UnprocessableError } from './errors.js';
+import { DomainError, IdempotencyKeyTakenError, UnprocessableError } from './errors.js';
 import type { AuditAction, ClinicalStore, ClinicalTx, RequestContext, StoredResponse } from './ports.js';
-import type { Role } from '../contract/schemas.js';
 
 export interface AuditDraft {
   action: AuditAction;
@@ -31,18 +30,6 @@ export function requestHash(method: string, path: string, body: Buffer | string)
 
 export interface Replayable extends StoredResponse {
   replayed?: boolean;
-}
-
-const WRITERS: readonly Role[] = ['admin', 'vet', 'staff'];
-
-export function requireRole(ctx: RequestContext, allowed: readonly Role[]): void {
-  if (!allowed.includes(ctx.principal.role)) {
-    throw new ForbiddenError(`This action needs one of the roles ${allowed.join(', ')}; this key has role ${ctx.principal.role}`);
-  }
-}
-
-export function requireWriter(ctx: RequestContext): void {
-  requireRole(ctx, WRITERS);
 }
 
 export class Operations {

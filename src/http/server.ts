@@ -20,6 +20,7 @@ import type { RequestMetrics } from '../observability/metrics.js';
 import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace } from '../observability/tracing.js';
 import { OverloadedError } from '../clinical/errors.js';
 import { Problem } from '../contract/schemas.js';
+import { collectRoutes, documentPermission, requirePermissions, type RouteEntry } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
 import { refuseNulCharacters, refusingNul } from './text-guard.js';
 import { LoopLag } from './backpressure.js';
@@ -73,6 +74,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Resolves once no request is in flight (or after timeoutMs). */
     drained(timeoutMs: number): Promise<void>;
+    /** Every route with the permission it declares (null: public); docs/permissions.md is made from it. */
+    routeTable: readonly RouteEntry[];
   }
 }
 
@@ -80,6 +83,9 @@ export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerRespo
 
 // ajv-formats is CommonJS with a default export; under NodeNext its default import is the module.
 const addFormats = ((formatsPlugin as unknown as { default?: typeof formatsPlugin }).default ?? formatsPlugin) as unknown as (ajv: Ajv) => Ajv;
+
+/** The authenticated API's prefix: every route under it declares a permission. */
+export const V1 = '/v1';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -115,6 +121,9 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     // restart then loses nothing (idle keep-alive connections are closed by close() itself).
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Before any route: the table must see them all, the public ones included.
+  app.decorate('routeTable', collectRoutes(app, V1));
 
   const bodyAjv = ajvFor(false);
   const textAjv = ajvFor(true);
@@ -204,6 +213,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: Authorization: Bearer apk_...' } } },
       security: [{ apiKey: [] }],
     },
+    transform: documentPermission,
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -218,6 +228,8 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
 
   await app.register(async (v1) => {
     v1.decorateRequest('ctx', null as unknown as RequestContext);
+    // Each route's own permission check runs after the authentication hook below.
+    requirePermissions(v1);
     v1.addHook('preValidation', refuseNulCharacters);
     v1.addHook('onRequest', async (request, reply) => {
       // The ops dashboard's data must answer exactly when the service is saturated.
@@ -239,7 +251,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     registerAuditRoutes(v1, services);
     registerDiagnosisRoutes(v1, services);
     registerOpsRoutes(v1, services);
-  }, { prefix: '/v1' });
+  }, { prefix: V1 });
 
   // Fastify's close() stops accepting and closes idle keep-alive sockets, but may resolve
   // while handlers are still running; storage must stay open until they have finished.

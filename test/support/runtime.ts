@@ -55,3 +55,17 @@ export function client(rt: TestRuntime, key: string | null): Call {
     return rt.runtime.app.inject({ method: method as 'GET', url, headers, ...(payload === undefined ? {} : { payload }) });
   };
 }
+
+export type RoleName = 'admin' | 'vet' | 'staff' | 'readonly';
+
+/** A client for each role in one clinic: its admin key, and a key issued by it for each other role. */
+export async function callersByRole(rt: TestRuntime, adminKey: string): Promise<{ role: RoleName; call: Call }[]> {
+  const admin = client(rt, adminKey);
+  const callers: { role: RoleName; call: Call }[] = [{ role: 'admin', call: admin }];
+  for (const role of ['vet', 'staff', 'readonly'] as const) {
+    const res = await admin('POST', '/v1/api-keys', { body: { name: `key-${role}`, role } });
+    if (res.statusCode !== 201) throw new Error(`issuing a ${role} key answered ${res.statusCode}: ${res.body}`);
+    callers.push({ role, call: client(rt, (res.json() as { key: string }).key) });
+  }
+  return callers;
+}

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError, UnauthorizedError } from '../errors.js';
 import { KeyCache, type CacheMetrics } from './key-cache.js';
-import { Operations, requireRole, type Idempotency, type Replayable } from '../operation.js';
+import { Operations, type Idempotency, type Replayable } from '../operation.js';
+import { requirePermission } from './permissions.js';
 import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } from '../ports.js';
 import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from '../../contract/schemas.js';
 
@@ -87,7 +88,7 @@ export class AccessService {
    * the metadata, so a replay returns the key's metadata without the secret.
    */
   async createKey(ctx: RequestContext, input: ApiKeyInput, idem?: Idempotency): Promise<Replayable> {
-    requireRole(ctx, ['admin']);
+    requirePermission(ctx, 'keys:manage');
     let secret: string | undefined;
     const res = await this.ops.create(ctx, { action: 'create', entityType: 'api_key', entityId: null }, idem, async (tx, draft) => {
       const issued = issueKey();
@@ -100,7 +101,7 @@ export class AccessService {
   }
 
   async revokeKey(ctx: RequestContext, id: string): Promise<ApiKey> {
-    requireRole(ctx, ['admin']);
+    requirePermission(ctx, 'keys:manage');
     const revoked = await this.ops.run(ctx, { action: 'revoke', entityType: 'api_key', entityId: id }, async (tx) => {
       const found = await tx.revokeApiKey(id);
       if (found === null) throw new NotFoundError('API key', id);
@@ -113,7 +114,7 @@ export class AccessService {
   }
 
   listAudit(ctx: RequestContext, q: AuditQuery): Promise<Page<AuditEvent>> {
-    requireRole(ctx, ['admin']);
+    requirePermission(ctx, 'audit:read');
     return this.ops.run(ctx, { action: 'search', entityType: 'audit_event', entityId: null }, async (tx) => {
       const found = await tx.listAudit({
         entityType: q.entityType,

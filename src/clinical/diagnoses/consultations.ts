@@ -7,7 +7,8 @@ import { checkCaseFields, type PatientFacts } from './case-input.js';
 import type { ConsultationInputs, ConsultationRequest } from '../../contract/diagnosis-schemas.js';
 import { newSessionId, type DiagnosesService, type DiagnosisOptions, type DiagnosisOutcome } from './diagnoses.js';
 import { NotFoundError } from '../errors.js';
-import { Operations, requireWriter } from '../operation.js';
+import { Operations } from '../operation.js';
+import { requirePermission } from '../access/permissions.js';
 import type { RequestContext } from '../ports.js';
 import type { SessionState, TrackedSessions } from '../sessions.js';
 
@@ -66,7 +67,7 @@ export class ConsultationsService {
   }
 
   async start(ctx: RequestContext, req: ConsultationRequest): Promise<{ view: ConsultationView; degraded: boolean }> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'diagnoses:run');
     // Checks the patient and encounter now, so a consultation never starts on a wrong reference.
     const { patientId } = await this.diagnoses.checkPatient(ctx, req);
     const sessions = this.sessions();
@@ -80,7 +81,7 @@ export class ConsultationsService {
   }
 
   async addInputs(ctx: RequestContext, id: string, inputs: ConsultationInputs): Promise<{ view: ConsultationView; degraded: boolean }> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'diagnoses:run');
     checkCaseFields(this.diagnoses.knowledge, inputs);
     const sessions = this.sessions();
     const added: Added = { kind: 'inputs', ...inputs };
@@ -97,7 +98,7 @@ export class ConsultationsService {
   }
 
   async diagnose(ctx: RequestContext, id: string, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'diagnoses:run');
     const sessions = this.sessions();
     const state = await this.load(ctx, id, sessions);
     const opening = state.inputs.find((i): i is Opening => (i as Opening).kind === 'opening');

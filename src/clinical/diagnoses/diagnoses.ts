@@ -13,7 +13,8 @@ import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvide
 import type { Diagnosis, DiagnosisRequest } from '../../contract/diagnosis-schemas.js';
 import { NotFoundError, UnprocessableError } from '../errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from '../metrics.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import { Operations, type Idempotency, type Replayable } from '../operation.js';
+import { requirePermission } from '../access/permissions.js';
 import type { DiagnosisRecord, Page, RequestContext } from '../ports.js';
 import { RecordsService } from '../records/records.js';
 import { SessionMetaCache } from './session-meta-cache.js';
@@ -162,7 +163,7 @@ export class DiagnosesService {
    * says the caller has just read it (else it is checked here, before the agents run).
    */
   async diagnoseCase(ctx: RequestContext, ref: PatientRef, parts: CaseFieldsInput[], consultation: { id: string; loaded: boolean } | null, opts: DiagnosisOptions = {}): Promise<DiagnosisOutcome> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'diagnoses:run');
     const assembled = await this.assemble(ctx, ref, parts, opts.idem);
     if ('replay' in assembled) return { response: assembled.replay, sessionDegraded: false };
     if (consultation !== null && !consultation.loaded) {

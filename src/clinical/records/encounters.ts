@@ -1,7 +1,8 @@
 /** Encounters (visits) of a patient and the observations recorded in them. */
 import { v7 as uuidv7 } from 'uuid';
 import { ValidationError } from '../errors.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import { Operations, type Idempotency, type Replayable } from '../operation.js';
+import { requirePermission } from '../access/permissions.js';
 import type { Page, RequestContext, StoredRecord } from '../ports.js';
 import { RecordsService } from './records.js';
 import type { Encounter, EncounterInput, Observation, ObservationInput, PageQuery } from '../../contract/schemas.js';
@@ -48,7 +49,7 @@ export class EncountersService {
   constructor(private readonly ops: Operations) {}
 
   createEncounter(ctx: RequestContext, patientId: string, input: EncounterInput, idem?: Idempotency): Promise<Replayable> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     const now = new Date();
     const startedAt = input.startedAt ?? now.toISOString();
     const endedAt = input.endedAt ?? null;
@@ -89,7 +90,7 @@ export class EncountersService {
   }
 
   createObservation(ctx: RequestContext, encounterId: string, input: ObservationInput, idem?: Idempotency): Promise<Replayable> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     checkObservation(input);
     const now = new Date();
     return this.ops.create(ctx, { action: 'create', entityType: 'observation', entityId: null, detail: { encounterId } }, idem, async (tx, draft) => {

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { DomainError, NotFoundError, UnprocessableError, ValidationError } from '../errors.js';
 import { sniffMediaType } from './media-type.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import { Operations, type Idempotency, type Replayable } from '../operation.js';
+import { requirePermission } from '../access/permissions.js';
 import type { BlobStore, RequestContext, StoredRecord } from '../ports.js';
 import { RecordsService } from './records.js';
 import type { Media, MediaQuery, MediaType } from '../../contract/schemas.js';
@@ -22,7 +23,7 @@ export class MediaService {
   ) {}
 
   async createMedia(ctx: RequestContext, declared: MediaType, bytes: Buffer, q: MediaQuery, idem?: Idempotency): Promise<Replayable> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     if (bytes.length === 0) throw new ValidationError('The body is empty: send the file bytes as the request body');
     const detected = sniffMediaType(bytes);
     if (detected !== declared) {

@@ -1,7 +1,8 @@
 /** Owners and patients: versioned, tenant-scoped, audited. */
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError, PreconditionFailedError, UnprocessableError, ValidationError } from '../errors.js';
-import { Operations, requireWriter, type Idempotency, type Replayable } from '../operation.js';
+import { Operations, type Idempotency, type Replayable } from '../operation.js';
+import { requirePermission } from '../access/permissions.js';
 import type { ClinicalTx, Page, RequestContext, ResourceType, StoredRecord, WeightEntry } from '../ports.js';
 import type { Owner, OwnerInput, Patient, PatientInput, PatientPatch, PatientQuery, RecordVersion } from '../../contract/schemas.js';
 import { SPECIES, type SpeciesCode } from '../species.js';
@@ -88,7 +89,7 @@ export class RecordsService {
   }
 
   createOwner(ctx: RequestContext, input: OwnerInput, idem?: Idempotency): Promise<Replayable> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     return this.ops.create(ctx, { action: 'create', entityType: 'owner', entityId: null }, idem, async (tx, draft) => {
       const id = uuidv7();
       draft.entityId = id;
@@ -102,7 +103,7 @@ export class RecordsService {
   }
 
   createPatient(ctx: RequestContext, input: PatientInput, idem?: Idempotency): Promise<Replayable> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     const now = new Date();
     const content: PatientContent = {
       name: input.name,
@@ -133,7 +134,7 @@ export class RecordsService {
   }
 
   patchPatient(ctx: RequestContext, id: string, ifMatch: string | undefined, patch: PatientPatch): Promise<Patient> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     return this.ops.run(ctx, { action: 'update', entityType: 'patient', entityId: id }, async (tx) => {
       const now = new Date();
       const rec = await RecordsService.live(tx, 'patient', id, 'Patient');
@@ -151,7 +152,7 @@ export class RecordsService {
   }
 
   deletePatient(ctx: RequestContext, id: string, ifMatch: string | undefined): Promise<Patient> {
-    requireWriter(ctx);
+    requirePermission(ctx, 'records:write');
     return this.ops.run(ctx, { action: 'delete', entityType: 'patient', entityId: id }, async (tx) => {
       const rec = await RecordsService.live(tx, 'patient', id, 'Patient');
       checkIfMatch(ifMatch, rec.version);

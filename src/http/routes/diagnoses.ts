@@ -51,29 +51,29 @@ export function registerDiagnosisRoutes(app: App, { diagnoses, consultations, se
   const tags = ['diagnoses'];
   app.post(
     '/diagnoses',
-    { schema: { tags, summary: 'Diagnose a case in one shot: triage, ranked differential with evidence, plan, narrative', body: DiagnosisRequest, response: { 201: Diagnosis } } },
+    { config: { permission: 'diagnoses:run' }, schema: { tags, summary: 'Diagnose a case in one shot: triage, ranked differential with evidence, plan, narrative', body: DiagnosisRequest, response: { 201: Diagnosis } } },
     async (request, reply) => {
       const outcome = await diagnoses.diagnose(request.ctx, request.body, { idem: idempotencyOf(request) });
       sessionHeader(reply, outcome.sessionDegraded, sessionStoreKind);
       return sendStored(reply, outcome.response);
     },
   );
-  app.get('/diagnoses/:id', { schema: { tags, summary: 'A stored diagnostic report', params: IdParams, response: { 200: Diagnosis } } }, async (request) => diagnoses.get(request.ctx, request.params.id));
+  app.get('/diagnoses/:id', { config: { permission: 'records:read' }, schema: { tags, summary: 'A stored diagnostic report', params: IdParams, response: { 200: Diagnosis } } }, async (request) => diagnoses.get(request.ctx, request.params.id));
   app.get(
     '/diagnoses/:id/trace',
-    { schema: { tags, summary: 'Every conclusion with its evidence and the provenance, from the persistent tier', params: IdParams } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Every conclusion with its evidence and the provenance, from the persistent tier', params: IdParams } },
     async (request) => diagnoses.trace(request.ctx, request.params.id),
   );
   app.get(
     '/patients/:id/diagnoses',
-    { schema: { tags, summary: "A patient's diagnoses, newest first", params: IdParams, querystring: PageQuery, response: { 200: ListOf(Diagnosis) } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: "A patient's diagnoses, newest first", params: IdParams, querystring: PageQuery, response: { 200: ListOf(Diagnosis) } } },
     async (request) => diagnoses.listForPatient(request.ctx, request.params.id, request.query.limit, request.query.cursor),
   );
 
   const ctags = ['consultations'];
   app.post(
     '/consultations',
-    { schema: { tags: ctags, summary: 'Start a consultation session for a patient (ephemeral; expires after inactivity)', body: ConsultationRequest } },
+    { config: { permission: 'diagnoses:run' }, schema: { tags: ctags, summary: 'Start a consultation session for a patient (ephemeral; expires after inactivity)', body: ConsultationRequest } },
     async (request, reply) => {
       const { view, degraded } = await consultations.start(request.ctx, request.body);
       sessionHeader(reply, degraded, sessionStoreKind);
@@ -82,7 +82,7 @@ export function registerDiagnosisRoutes(app: App, { diagnoses, consultations, se
   );
   app.post(
     '/consultations/:id/inputs',
-    { schema: { tags: ctags, summary: 'Add complaint text, signs, vitals, labs or media to a consultation', params: ConsultationParams, body: ConsultationInputs } },
+    { config: { permission: 'diagnoses:run' }, schema: { tags: ctags, summary: 'Add complaint text, signs, vitals, labs or media to a consultation', params: ConsultationParams, body: ConsultationInputs } },
     async (request, reply) => {
       const { view, degraded } = await consultations.addInputs(request.ctx, request.params.id, request.body);
       sessionHeader(reply, degraded, sessionStoreKind);
@@ -92,6 +92,7 @@ export function registerDiagnosisRoutes(app: App, { diagnoses, consultations, se
   app.post(
     '/consultations/:id/diagnose',
     {
+      config: { permission: 'diagnoses:run' },
       schema: {
         tags: ctags,
         summary: 'Diagnose the consultation; with Accept: text/event-stream, stream each agent step as it completes',
@@ -102,7 +103,7 @@ export function registerDiagnosisRoutes(app: App, { diagnoses, consultations, se
   );
   app.get(
     '/consultations/:id',
-    { schema: { tags: ctags, summary: 'The ephemeral state: inputs, reasoning chain, per-agent results, inter-agent messages', params: ConsultationParams } },
+    { config: { permission: 'records:read' }, schema: { tags: ctags, summary: 'The ephemeral state: inputs, reasoning chain, per-agent results, inter-agent messages', params: ConsultationParams } },
     async (request, reply) => {
       const { view, degraded } = await consultations.get(request.ctx, request.params.id);
       sessionHeader(reply, degraded, sessionStoreKind);

@@ -6,12 +6,12 @@ export function registerKeyRoutes(app: App, { access }: Services): void {
   const tags = ['api keys'];
   app.post(
     '/api-keys',
-    { schema: { tags, summary: 'Issue an API key for this clinic (admin); the key is shown once', body: ApiKeyInput, response: { 201: CreatedApiKey } } },
+    { config: { permission: 'keys:manage' }, schema: { tags, summary: 'Issue an API key for this clinic (admin); the key is shown once', body: ApiKeyInput, response: { 201: CreatedApiKey } } },
     async (request, reply) => sendStored(reply, await access.createKey(request.ctx, request.body, idempotencyOf(request))),
   );
   app.delete(
     '/api-keys/:id',
-    { schema: { tags, summary: 'Revoke an API key (admin)', params: IdParams, response: { 200: ApiKey } } },
+    { config: { permission: 'keys:manage' }, schema: { tags, summary: 'Revoke an API key (admin)', params: IdParams, response: { 200: ApiKey } } },
     async (request) => access.revokeKey(request.ctx, request.params.id),
   );
 }

@@ -13,6 +13,7 @@ export async function registerMediaRoutes(app: App, { media }: Services, maxByte
     scope.post(
       '/media',
       {
+        config: { permission: 'records:write' },
         bodyLimit: maxBytes,
         schema: {
           tags,
@@ -35,12 +36,12 @@ export async function registerMediaRoutes(app: App, { media }: Services, maxByte
   });
   app.get(
     '/media/:id',
-    { schema: { tags, summary: 'Media metadata (sha256, type, size, links)', params: IdParams, response: { 200: Media } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Media metadata (sha256, type, size, links)', params: IdParams, response: { 200: Media } } },
     async (request, reply) => withEtag(reply, await media.getMedia(request.ctx, request.params.id)),
   );
   app.get(
     '/media/:id/content',
-    { schema: { tags, summary: 'The stored bytes', params: IdParams } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'The stored bytes', params: IdParams } },
     async (request, reply) => {
       const { media: meta, bytes } = await media.getMediaContent(request.ctx, request.params.id);
       reply.header('etag', `"${meta.sha256}"`).header('x-content-sha256', meta.sha256).header('x-content-type-options', 'nosniff');

@@ -11,7 +11,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
-import { requireRole } from '../../clinical/operation.js';
 import type { MetricFamily } from '../../observability/emf.js';
 import { CACHE_REQUESTS, DIAGNOSES_TOTAL, GROUP_COMMIT_BATCH, HTTP_DURATION, POOL_CLIENTS, POOL_IDLE, POOL_MAX, POOL_WAITING } from '../../observability/metrics.js';
 import { sendProblem } from '../problem.js';
@@ -152,11 +151,12 @@ export async function metricsSnapshot(services: Pick<Services, 'metricsView'>): 
   return { takenAt: Date.now(), scope: cluster.isWorker ? 'host' : 'process', families: selectOpsFamilies(all) };
 }
 
-/** GET /v1/ops/metrics; register inside the /v1 plugin so its auth hook applies. */
+/** GET /v1/ops/metrics; register inside the /v1 plugin so its auth and permission hooks apply. */
 export function registerOpsRoutes(app: App, services: Services): void {
   app.get(
     '/ops/metrics',
     {
+      config: { permission: 'ops:read' },
       schema: {
         tags: ['operations'],
         summary: 'Snapshot of the metrics the /ops dashboard charts (admin)',
@@ -165,7 +165,6 @@ export function registerOpsRoutes(app: App, services: Services): void {
       },
     },
     async (request, reply) => {
-      requireRole(request.ctx, ['admin']);
       reply.header('cache-control', 'no-store');
       return metricsSnapshot(services);
     },

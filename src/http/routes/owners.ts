@@ -7,12 +7,12 @@ const tags = ['owners'];
 export function registerOwnerRoutes(app: App, { records }: Services): void {
   app.post(
     '/owners',
-    { schema: { tags, summary: 'Create an owner', body: OwnerInput, response: { 201: Owner } } },
+    { config: { permission: 'records:write' }, schema: { tags, summary: 'Create an owner', body: OwnerInput, response: { 201: Owner } } },
     async (request, reply) => sendStored(reply, await records.createOwner(request.ctx, request.body, idempotencyOf(request))),
   );
   app.get(
     '/owners/:id',
-    { schema: { tags, summary: 'Read an owner', params: IdParams, response: { 200: Owner } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Read an owner', params: IdParams, response: { 200: Owner } } },
     async (request, reply) => withEtag(reply, await records.getOwner(request.ctx, request.params.id)),
   );
 }

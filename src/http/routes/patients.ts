@@ -9,22 +9,23 @@ const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ descriptio
 export function registerPatientRoutes(app: App, { records }: Services): void {
   app.post(
     '/patients',
-    { schema: { tags, summary: 'Register a patient (animal)', body: PatientInput, response: { 201: Patient } } },
+    { config: { permission: 'records:write' }, schema: { tags, summary: 'Register a patient (animal)', body: PatientInput, response: { 201: Patient } } },
     async (request, reply) => sendStored(reply, await records.createPatient(request.ctx, request.body, idempotencyOf(request))),
   );
   app.get(
     '/patients',
-    { schema: { tags, summary: 'Search patients by name prefix, species or owner', querystring: PatientQuery, response: { 200: ListOf(Patient) } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Search patients by name prefix, species or owner', querystring: PatientQuery, response: { 200: ListOf(Patient) } } },
     async (request) => records.listPatients(request.ctx, request.query),
   );
   app.get(
     '/patients/:id',
-    { schema: { tags, summary: 'Read a patient', params: IdParams, response: { 200: Patient } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Read a patient', params: IdParams, response: { 200: Patient } } },
     async (request, reply) => withEtag(reply, await records.getPatient(request.ctx, request.params.id)),
   );
   app.patch(
     '/patients/:id',
     {
+      config: { permission: 'records:write' },
       schema: {
         tags,
         summary: 'Change a patient (JSON merge patch); needs If-Match',
@@ -38,12 +39,12 @@ export function registerPatientRoutes(app: App, { records }: Services): void {
   );
   app.delete(
     '/patients/:id',
-    { schema: { tags, summary: 'Delete a patient (a tombstone version; history is kept); needs If-Match', params: IdParams, headers: IfMatch, response: { 200: Patient } } },
+    { config: { permission: 'records:write' }, schema: { tags, summary: 'Delete a patient (a tombstone version; history is kept); needs If-Match', params: IdParams, headers: IfMatch, response: { 200: Patient } } },
     async (request, reply) => withEtag(reply, await records.deletePatient(request.ctx, request.params.id, ifMatchOf(request))),
   );
   app.get(
     '/patients/:id/history',
-    { schema: { tags, summary: 'Every version of a patient, newest first', params: IdParams, response: { 200: Type.Object({ items: Type.Array(RecordVersion) }) } } },
+    { config: { permission: 'records:read' }, schema: { tags, summary: 'Every version of a patient, newest first', params: IdParams, response: { 200: Type.Object({ items: Type.Array(RecordVersion) }) } } },
     async (request) => ({ items: await records.patientHistory(request.ctx, request.params.id) }),
   );
 }
