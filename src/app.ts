@@ -14,6 +14,7 @@ import { DiagnosesService } from './clinical/diagnoses/diagnoses.js';
 import { SessionMetaCache } from './clinical/diagnoses/session-meta-cache.js';
 import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService, type RevocationBus } from './clinical/access/access.js';
+import { OidcVerifier } from './clinical/access/oidc.js';
 import { EncountersService } from './clinical/records/encounters.js';
 import { MediaService } from './clinical/records/media.js';
 import { Operations } from './clinical/operation.js';
@@ -119,7 +120,9 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const ops = new Operations(store);
   const blobs = openBlobStore(config);
   const revocations = openRevocationBus(config, logger);
-  const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus });
+  // A verified token is trusted in process no longer than a looked-up key (the same bound).
+  const tokens = config.oidc === undefined ? undefined : new OidcVerifier(config.oidc, store, { ttlMs: config.keyCacheTtlMs, metrics: observed.cache });
+  const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus, tokens });
   const sessions = openSessions(config, logger, metrics);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();

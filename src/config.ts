@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Role } from './contract/schemas.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -54,6 +55,36 @@ export interface Config {
   auditCheckpoints: AuditCheckpointConfig | undefined;
   /** PEM Ed25519 public key file that `audit verify` checks checkpoints with. */
   auditPublicKeyFile: string | undefined;
+  /** OIDC bearer tokens (JWTs) besides API keys; undefined (AGENTICPET_OIDC_ISSUER unset): off. */
+  oidc: OidcConfig | undefined;
+}
+
+const ROLES: readonly Role[] = ['admin', 'vet', 'staff', 'readonly'];
+/** Asymmetric only: with a shared-secret (HS*) algorithm the public key set would sign tokens. */
+export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export type OidcAlgorithm = (typeof OIDC_ALGORITHMS)[number];
+
+export interface OidcConfig {
+  /** The exact `iss` every token must carry. */
+  issuer: string;
+  /** Accepted `aud` values (or `client_id`, for tokens without `aud` such as Cognito access tokens). */
+  audiences: string[];
+  jwksUrl: string;
+  algorithms: OidcAlgorithm[];
+  /** Tolerance on exp, nbf and iat. */
+  clockSkewSeconds: number;
+  /** Accepted `token_use` values (Cognito's id | access); undefined: the claim is not checked. */
+  tokenUse: Array<'id' | 'access'> | undefined;
+  clinicClaim: string;
+  roleClaim: string;
+  groupsClaim: string;
+  /** Group name -> role, for tokens that carry groups instead of a role claim. */
+  groupRoles: Map<string, Role>;
+  /** After a fetch, unknown key ids do not refetch the key set for this long (bounds refetch floods). */
+  jwksCooldownSeconds: number;
+  /** A fetched key set is used for at most this long; removed keys stop working within it. */
+  jwksMaxAgeSeconds: number;
+  jwksTimeoutMs: number;
 }
 
 export interface AuditCheckpointConfig {
@@ -219,6 +250,71 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
     auditCheckpoints,
     auditPublicKeyFile: optional(env, 'AGENTICPET_AUDIT_PUBLIC_KEY_FILE'),
+    oidc: oidcConfig(env, bootstrapKey),
+  };
+}
+
+function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const raw = optional(env, name);
+  return raw === undefined ? undefined : raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** http only to this machine (a local identity provider, tests); anywhere else a key set must come over TLS. */
+function isTrustedJwksUrl(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname));
+}
+
+function oidcConfig(env: NodeJS.ProcessEnv, bootstrapKey: string | undefined): OidcConfig | undefined {
+  const issuer = optional(env, 'AGENTICPET_OIDC_ISSUER');
+  if (issuer === undefined) {
+    for (const name of ['AGENTICPET_OIDC_AUDIENCE', 'AGENTICPET_OIDC_JWKS_URL']) {
+      if (optional(env, name) !== undefined) throw new ConfigError(name, 'is set but AGENTICPET_OIDC_ISSUER is not (bearer tokens would be refused)');
+    }
+    return undefined;
+  }
+  if (!/^https?:\/\//.test(issuer) || !URL.canParse(issuer)) throw new ConfigError('AGENTICPET_OIDC_ISSUER', 'must be the issuer URL tokens carry as "iss"');
+  const audiences = list(env, 'AGENTICPET_OIDC_AUDIENCE') ?? [];
+  // Without an audience, any token the issuer signs for any other application would be accepted.
+  if (audiences.length === 0) throw new ConfigError('AGENTICPET_OIDC_AUDIENCE', 'must be set with AGENTICPET_OIDC_ISSUER (the client id(s) tokens are issued for)');
+  const jwksUrl = optional(env, 'AGENTICPET_OIDC_JWKS_URL') ?? `${issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
+  if (!URL.canParse(jwksUrl) || !isTrustedJwksUrl(new URL(jwksUrl))) {
+    throw new ConfigError('AGENTICPET_OIDC_JWKS_URL', 'must be an https:// URL (http:// only on localhost); by default the issuer + /.well-known/jwks.json');
+  }
+  const algorithms = list(env, 'AGENTICPET_OIDC_ALGORITHMS') ?? ['RS256', 'PS256', 'ES256', 'EdDSA'];
+  const refused = algorithms.find((a) => !(OIDC_ALGORITHMS as readonly string[]).includes(a));
+  if (refused !== undefined || algorithms.length === 0) {
+    throw new ConfigError('AGENTICPET_OIDC_ALGORITHMS', `must list asymmetric JWS algorithms among ${OIDC_ALGORITHMS.join(', ')}${refused === undefined ? '' : `, got "${refused}"`}`);
+  }
+  const tokenUse = list(env, 'AGENTICPET_OIDC_TOKEN_USE');
+  if (tokenUse !== undefined && (tokenUse.length === 0 || tokenUse.some((u) => u !== 'id' && u !== 'access'))) {
+    throw new ConfigError('AGENTICPET_OIDC_TOKEN_USE', 'must be id, access or id,access');
+  }
+  const groupRoles = new Map<string, Role>();
+  for (const pair of list(env, 'AGENTICPET_OIDC_GROUP_ROLES') ?? ROLES.map((r) => `${r}=${r}`)) {
+    const [group, role, ...rest] = pair.split('=').map((s) => s.trim());
+    if (group === undefined || group === '' || rest.length > 0 || !ROLES.includes(role as Role)) {
+      throw new ConfigError('AGENTICPET_OIDC_GROUP_ROLES', `must be group=role pairs separated by commas, the role one of ${ROLES.join(', ')}; got "${pair}"`);
+    }
+    groupRoles.set(group, role as Role);
+  }
+  // A bootstrap key shaped like a JWT would be sent to the token verifier and never match.
+  if (bootstrapKey !== undefined && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(bootstrapKey)) {
+    throw new ConfigError('AGENTICPET_BOOTSTRAP_KEY', 'must not look like a JWT (three dot-separated parts) when AGENTICPET_OIDC_ISSUER is set');
+  }
+  return {
+    issuer,
+    audiences,
+    jwksUrl,
+    algorithms: algorithms as OidcAlgorithm[],
+    clockSkewSeconds: integer(env, 'AGENTICPET_OIDC_CLOCK_SKEW_SECONDS', 60, 0, 600),
+    tokenUse: tokenUse as Array<'id' | 'access'> | undefined,
+    clinicClaim: optional(env, 'AGENTICPET_OIDC_CLINIC_CLAIM') ?? 'custom:clinic_id',
+    roleClaim: optional(env, 'AGENTICPET_OIDC_ROLE_CLAIM') ?? 'custom:role',
+    groupsClaim: optional(env, 'AGENTICPET_OIDC_GROUPS_CLAIM') ?? 'cognito:groups',
+    groupRoles,
+    jwksCooldownSeconds: integer(env, 'AGENTICPET_OIDC_JWKS_COOLDOWN_SECONDS', 30, 0, 3600),
+    jwksMaxAgeSeconds: integer(env, 'AGENTICPET_OIDC_JWKS_MAX_AGE_SECONDS', 600, 1, 86_400),
+    jwksTimeoutMs: integer(env, 'AGENTICPET_OIDC_JWKS_TIMEOUT_MS', 5000, 100, 60_000),
   };
 }
 

@@ -65,6 +65,16 @@ export class ConflictError extends DomainError {
   }
 }
 
+/**
+ * A service the request depends on, other than storage, could not answer (the identity
+ * provider's key set, for one): nothing was done, and the client may retry.
+ */
+export class DependencyUnavailableError extends DomainError {
+  constructor(detail: string) {
+    super(503, 'dependency-unavailable', 'Service Unavailable', detail);
+  }
+}
+
 /** A dependency (database, blob store) could not be reached; nothing was written. */
 export class StorageUnavailableError extends Error {
   constructor(

@@ -192,6 +192,8 @@ export interface ClinicalStore {
   findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null>;
   /** The live (not revoked) keys among these hashes, by hex hash: one query for many. */
   findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>>;
+  /** Whether a clinic with this id exists (clinics are never deleted). */
+  clinicExists(clinicId: string): Promise<boolean>;
   /** Creates a clinic with its first admin key; with ifNoClinics, only when none exists yet. */
   createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts?: { ifNoClinics?: boolean }): Promise<{ clinicId: string } | null>;
   verifyAudit(): Promise<AuditVerification>;

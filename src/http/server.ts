@@ -18,7 +18,7 @@ import type { RequestContext } from '../clinical/ports.js';
 import type { RecordsService } from '../clinical/records/records.js';
 import type { RequestMetrics } from '../observability/metrics.js';
 import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace } from '../observability/tracing.js';
-import { OverloadedError } from '../clinical/errors.js';
+import { DependencyUnavailableError, OverloadedError } from '../clinical/errors.js';
 import { Problem } from '../contract/schemas.js';
 import { collectRoutes, documentPermission, requirePermissions, type RouteEntry } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
@@ -210,7 +210,16 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
         version: opts.version,
         description: 'Clinical records with versions and a tamper-evident audit trail for veterinary clinics. Errors are RFC 9457 problem+json.',
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: Authorization: Bearer apk_...' } } },
+      components: {
+        securitySchemes: {
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API key (Authorization: Bearer apk_...), or, when OIDC is configured, an OIDC token from the identity provider (Authorization: Bearer <JWT>, e.g. a Cognito ID or access token): its clinic and role come from its claims.',
+          },
+        },
+      },
       security: [{ apiKey: [] }],
     },
     transform: documentPermission,
@@ -239,7 +248,9 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
         const principal = await services.access.authenticate(request.headers.authorization);
         request.ctx = { principal, requestId: request.id, sourceIp: request.ip ?? null };
       } catch (err) {
-        reply.header('www-authenticate', 'Bearer');
+        // The identity provider's key set was unreachable: the token may well be good.
+        if (err instanceof DependencyUnavailableError) reply.header('retry-after', '5');
+        else reply.header('www-authenticate', 'Bearer');
         throw err;
       }
     });

@@ -9,6 +9,15 @@ import type { ClinicalStore, Page, Principal, RequestContext, StoredApiKey } fro
 import type { ApiKey, ApiKeyInput, AuditEvent, AuditQuery } from '../../contract/schemas.js';
 
 const KEY_PREFIX = 'apk_';
+const BEARER = /^Bearer\s+(\S{16,8192})\s*$/i;
+/** A compact JWS: three base64url parts (the last empty for an unsigned token, refused by the verifier). */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+const API_KEY_MAX_LENGTH = 200;
+
+/** Turns a bearer token that is not an API key (an OIDC JWT) into a principal, or refuses it. */
+export interface TokenVerifier {
+  principal(token: string): Promise<Principal>;
+}
 
 export interface IssuedKey {
   id: string;
@@ -41,11 +50,15 @@ export interface AccessOptions {
   keyCacheTtlMs?: number;
   metrics?: CacheMetrics;
   revocations?: RevocationBus;
+  /** Bearer JWTs besides API keys (OIDC); unset: API keys only. */
+  tokens?: TokenVerifier;
 }
 
 export class AccessService {
   private readonly keys: KeyCache;
   private readonly revocations: RevocationBus | undefined;
+  private readonly tokens: TokenVerifier | null;
+  private readonly bearerHint: string;
 
   constructor(
     private readonly store: ClinicalStore,
@@ -54,14 +67,24 @@ export class AccessService {
   ) {
     this.keys = new KeyCache((hashes) => store.findPrincipalsByKeyHashes(hashes), { ttlMs: opts.keyCacheTtlMs ?? 0, metrics: opts.metrics });
     this.revocations = opts.revocations;
+    this.tokens = opts.tokens ?? null;
+    this.bearerHint = this.tokens === null ? 'Send an API key as "Authorization: Bearer <key>"' : 'Send an API key or an OIDC token as "Authorization: Bearer <key or token>"';
     this.revocations?.onRevoked((keyId) => this.keys.forgetKey(keyId));
   }
 
-  /** The principal behind a bearer token; 401 for a missing, unknown or revoked key. */
+  /**
+   * The principal behind a bearer token: an API key, or (with OIDC configured) a JWT. 401 for a
+   * missing, unknown or revoked key or a token that does not verify; 403 for a token that
+   * verifies but grants nothing here.
+   */
   async authenticate(authorization: string | undefined): Promise<Principal> {
-    const match = /^Bearer\s+(\S{16,200})\s*$/i.exec(authorization ?? '');
-    if (match === null) throw new UnauthorizedError('Send an API key as "Authorization: Bearer <key>"');
-    const principal = await this.keys.principal(hashKey(match[1]!));
+    const match = BEARER.exec(authorization ?? '');
+    if (match === null) throw new UnauthorizedError(this.bearerHint);
+    const token = match[1]!;
+    // API keys first, by their prefix: the common case costs one startsWith more than before.
+    if (this.tokens !== null && !token.startsWith(KEY_PREFIX) && JWT_SHAPE.test(token)) return this.tokens.principal(token);
+    if (token.length > API_KEY_MAX_LENGTH) throw new UnauthorizedError(this.bearerHint);
+    const principal = await this.keys.principal(hashKey(token));
     if (principal === null) throw new UnauthorizedError('The API key is unknown or revoked');
     return principal;
   }

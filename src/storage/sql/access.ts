@@ -48,6 +48,12 @@ export async function findPrincipalsByKeyHashes(db: SqlExecutor, keyHashes: Buff
   return new Map(rows.map((r) => [Buffer.from(r.key_hash).toString('hex'), { keyId: r.id, clinicId: r.clinic_id, role: r.role }]));
 }
 
+/** Outside any clinic's scope, like the key lookups: the caller is not authenticated yet. */
+export async function clinicExists(db: SqlExecutor, clinicId: string): Promise<boolean> {
+  const rows = await db.query<{ found: number }>('SELECT 1 AS found FROM clinics WHERE id = $1', [clinicId]);
+  return rows.length > 0;
+}
+
 // Serialises bootstrap across instances that start together.
 const BOOTSTRAP_LOCK_KEY = 7_240_611_902_312;
 

@@ -324,6 +324,10 @@ export class SqlClinicalStore implements ClinicalStore {
     return accessSql.findPrincipalsByKeyHashes(this.db, keyHashes);
   }
 
+  clinicExists(clinicId: string): Promise<boolean> {
+    return accessSql.clinicExists(this.db, clinicId);
+  }
+
   createClinic(name: string, adminKey: { id: string; keyHash: Buffer; keyPrefix: string }, opts: { ifNoClinics?: boolean } = {}): Promise<{ clinicId: string } | null> {
     return accessSql.createClinic(this.db, name, adminKey, opts);
   }
