@@ -14,6 +14,7 @@ import { DiagnosesService } from './clinical/diagnoses/diagnoses.js';
 import { SessionMetaCache } from './clinical/diagnoses/session-meta-cache.js';
 import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService, type RevocationBus } from './clinical/access/access.js';
+import { RateLimiter } from './clinical/access/rate-limits.js';
 import { OidcVerifier } from './clinical/access/oidc.js';
 import { EncountersService } from './clinical/records/encounters.js';
 import { MediaService } from './clinical/records/media.js';
@@ -30,6 +31,8 @@ import { agentStepSpans, startTracing } from './observability/tracing.js';
 import { OpenAiCompatibleClient } from './llm/openai.js';
 import { MemorySessionStore } from './storage/sessions/memory.js';
 import { RedisSessionStore } from './storage/redis/sessions.js';
+import { RedisRateCounterStore } from './storage/redis/rate-limits.js';
+import { MemoryRateCounterStore } from './storage/rate-limits/memory.js';
 import { ResilientSessionStore } from './storage/sessions/resilient.js';
 import { FsBlobStore } from './storage/blobs/fs.js';
 import { parseSigningKey } from './storage/checkpoints/checkpoint.js';
@@ -75,7 +78,11 @@ export interface Runtime {
  * The session tier: Redis (with an in-process fallback when it is unreachable) when REDIS_URL
  * is set, in-process otherwise. Each request gets a view that tells whether it fell back.
  */
-function openSessions(config: Config, logger: Logger, registry: Registry): { perRequest: () => TrackedSessions; kind: string; close(): Promise<void> } {
+function openSessions(
+  config: Config,
+  logger: Logger,
+  registry: Registry,
+): { perRequest: () => TrackedSessions; kind: string; redis: RedisSessionStore['client'] | undefined; close(): Promise<void> } {
   const memory = new MemorySessionStore();
   if (config.redisUrl === undefined) {
     const view: TrackedSessions = {
@@ -88,14 +95,31 @@ function openSessions(config: Config, logger: Logger, registry: Registry): { per
       ping: () => memory.ping(),
       close: () => memory.close(),
     };
-    return { perRequest: () => view, kind: 'memory', close: () => memory.close() };
+    return { perRequest: () => view, kind: 'memory', redis: undefined, close: () => memory.close() };
   }
   const redis = new RedisSessionStore(config.redisUrl, config.redisKeyPrefix, { onError: (err) => logger.debug({ err: { message: err.message } }, 'redis connection error') });
   const resilient = new ResilientSessionStore(redis, memory, {
     registry,
     onPrimaryError: (err, operation) => logger.warn({ operation, err: { message: (err as Error).message } }, 'session tier unreachable; using in-process state'),
   });
-  return { perRequest: () => resilient.withTracking(), kind: 'redis', close: () => resilient.close() };
+  return { perRequest: () => resilient.withTracking(), kind: 'redis', redis: redis.client, close: () => resilient.close() };
+}
+
+/**
+ * The request budgets per API key and per clinic: counted in Redis when REDIS_URL is set, on the
+ * session tier's connection (its fail-fast options suit a per-request call, and one more script
+ * call on it needs no connection of its own), else in process.
+ */
+function openRateLimiter(config: Config, logger: Logger, metrics: AppMetrics, redis: RedisSessionStore['client'] | undefined): RateLimiter {
+  const store = redis === undefined ? new MemoryRateCounterStore() : new RedisRateCounterStore(redis, config.redisKeyPrefix);
+  return new RateLimiter(store, {
+    keyLimit: config.rateLimits.keyPerMinute,
+    clinicLimit: config.rateLimits.clinicPerMinute,
+    onUnavailable: (err) => logger.warn({ err: { message: (err as Error).message } }, 'rate-limit counters unreachable (Redis); admitting requests unchecked until it answers'),
+    onRecovered: () => logger.info('rate-limit counters reachable again; budgets enforced'),
+    onUnchecked: () => metrics.rateLimitUnchecked(),
+    onRefused: (policy) => metrics.rateLimited(policy),
+  });
 }
 
 export interface RuntimeOptions {
@@ -124,6 +148,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const tokens = config.oidc === undefined ? undefined : new OidcVerifier(config.oidc, store, { ttlMs: config.keyCacheTtlMs, metrics: observed.cache });
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus, tokens });
   const sessions = openSessions(config, logger, metrics);
+  const rateLimiter = openRateLimiter(config, logger, observed, sessions.redis);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();
   const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
@@ -139,6 +164,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       encounters: new EncountersService(ops),
       media: new MediaService(ops, blobs),
       access,
+      rateLimiter,
       ping: () => store.ping(),
       storageKind: store.kind,
     },
@@ -150,6 +176,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       version: VERSION,
       maxEventLoopDelayMs: config.maxEventLoopDelayMs,
       onOverload: (reason) => observed.overloaded(reason),
+      corsOrigins: config.corsOrigins,
     },
   );
   const emf =

@@ -55,6 +55,10 @@ export interface Config {
   auditCheckpoints: AuditCheckpointConfig | undefined;
   /** PEM Ed25519 public key file that `audit verify` checks checkpoints with. */
   auditPublicKeyFile: string | undefined;
+  /** Requests per minute per API key and per clinic (all its keys); 0 switches a budget off. */
+  rateLimits: { keyPerMinute: number; clinicPerMinute: number };
+  /** Browser origins allowed to call the API (CORS); empty: no CORS headers at all. */
+  corsOrigins: string[];
   /** OIDC bearer tokens (JWTs) besides API keys; undefined (AGENTICPET_OIDC_ISSUER unset): off. */
   oidc: OidcConfig | undefined;
 }
@@ -250,6 +254,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
     auditCheckpoints,
     auditPublicKeyFile: optional(env, 'AGENTICPET_AUDIT_PUBLIC_KEY_FILE'),
+    // Production defaults: 50 requests/s per key and 200/s per clinic, each over a minute.
+    rateLimits: {
+      keyPerMinute: integer(env, 'AGENTICPET_RATE_LIMIT_KEY_PER_MIN', 3000, 0, 1_000_000_000),
+      clinicPerMinute: integer(env, 'AGENTICPET_RATE_LIMIT_CLINIC_PER_MIN', 12_000, 0, 1_000_000_000),
+    },
+    corsOrigins: corsOrigins(env),
     oidc: oidcConfig(env, bootstrapKey),
   };
 }
@@ -316,6 +326,23 @@ function oidcConfig(env: NodeJS.ProcessEnv, bootstrapKey: string | undefined): O
     jwksMaxAgeSeconds: integer(env, 'AGENTICPET_OIDC_JWKS_MAX_AGE_SECONDS', 600, 1, 86_400),
     jwksTimeoutMs: integer(env, 'AGENTICPET_OIDC_JWKS_TIMEOUT_MS', 5000, 100, 60_000),
   };
+}
+
+/**
+ * AGENTICPET_CORS_ORIGINS: comma-separated origins, each exactly as a browser sends it in Origin
+ * (scheme://host[:port], no path, no trailing slash). No "*": the allow-list is the point.
+ */
+function corsOrigins(env: NodeJS.ProcessEnv): string[] {
+  const raw = optional(env, 'AGENTICPET_CORS_ORIGINS');
+  if (raw === undefined) return [];
+  return raw.split(',').map((o) => {
+    const origin = o.trim();
+    const parsed = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (parsed === undefined || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError('AGENTICPET_CORS_ORIGINS', `must be comma-separated origins like https://app.example.com (scheme, host and optional port; lower case, no path or trailing slash), got "${origin}"`);
+    }
+    return origin;
+  });
 }
 
 /** AGENTICPET_AUDIT_SIGNING_KEY (the key itself), or AGENTICPET_AUDIT_SIGNING_KEY_FILE (a file holding it). */

@@ -10,11 +10,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AccessService } from '../clinical/access/access.js';
+import type { RateLimiter } from '../clinical/access/rate-limits.js';
 import type { ConsultationsService } from '../clinical/diagnoses/consultations.js';
 import type { DiagnosesService } from '../clinical/diagnoses/diagnoses.js';
 import type { EncountersService } from '../clinical/records/encounters.js';
 import type { MediaService } from '../clinical/records/media.js';
-import type { RequestContext } from '../clinical/ports.js';
+import type { Principal, RequestContext } from '../clinical/ports.js';
 import type { RecordsService } from '../clinical/records/records.js';
 import type { RequestMetrics } from '../observability/metrics.js';
 import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace } from '../observability/tracing.js';
@@ -23,6 +24,8 @@ import { Problem } from '../contract/schemas.js';
 import { collectRoutes, documentPermission, requirePermissions, type RouteEntry } from './permissions.js';
 import { registerProblemHandlers } from './problem.js';
 import { refuseNulCharacters, refusingNul } from './text-guard.js';
+import { enforcer } from './rate-limit.js';
+import { DOCS_CSP, registerSecurityHeaders } from './security-headers.js';
 import { LoopLag } from './backpressure.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerDiagnosisRoutes } from './routes/diagnoses.js';
@@ -48,6 +51,8 @@ export interface Services {
   encounters: EncountersService;
   media: MediaService;
   access: AccessService;
+  /** The request budgets per API key and per clinic, checked after authentication. */
+  rateLimiter: RateLimiter;
   ping(): Promise<void>;
   storageKind: string;
 }
@@ -63,6 +68,8 @@ export interface HttpOptions {
   maxEventLoopDelayMs?: number;
   /** Told of each request refused because the process is saturated. */
   onOverload?: (reason: string) => void;
+  /** Browser origins allowed to call the API (CORS); empty or absent: no CORS headers. */
+  corsOrigins?: readonly string[];
 }
 
 declare module 'fastify' {
@@ -136,6 +143,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
 
   registerProblemHandlers(app);
   app.addSchema(Problem);
+  await registerSecurityHeaders(app, { origins: opts.corsOrigins ?? [] });
 
   // Backpressure: while the event loop keeps lagging past the limit, API requests are refused
   // at once (503 + Retry-After, in the /v1 hook below) rather than queued behind the backlog.
@@ -208,7 +216,9 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
       info: {
         title: 'AgenticPet API',
         version: opts.version,
-        description: 'Clinical records with versions and a tamper-evident audit trail for veterinary clinics. Errors are RFC 9457 problem+json.',
+        description:
+          'Clinical records with versions and a tamper-evident audit trail for veterinary clinics. Errors are RFC 9457 problem+json. ' +
+          "Every /v1 request counts against its API key's and its clinic's budgets per minute: the RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-headers-10) say how much is left, and a spent budget is answered 429 with Retry-After.",
       },
       components: {
         securitySchemes: {
@@ -225,7 +235,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     transform: documentPermission,
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerHealthRoutes(app, services);
@@ -235,6 +245,10 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
+  // Per key and per clinic, after authentication: a 401 spends no one's budget. Health,
+  // /metrics, the docs and the ops page (not its data, /v1/ops/metrics) are outside /v1 and
+  // so never limited.
+  const rateLimit = enforcer(services.rateLimiter);
   await app.register(async (v1) => {
     v1.decorateRequest('ctx', null as unknown as RequestContext);
     // Each route's own permission check runs after the authentication hook below.
@@ -244,15 +258,17 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
       // The ops dashboard's data must answer exactly when the service is saturated.
       const delay = request.routeOptions.url === '/v1/ops/metrics' ? null : saturated();
       if (delay !== null) throw new OverloadedError(`The service is saturated (event-loop delay ${Math.round(delay)} ms); retry shortly`, 'event_loop_delay');
+      let principal: Principal;
       try {
-        const principal = await services.access.authenticate(request.headers.authorization);
-        request.ctx = { principal, requestId: request.id, sourceIp: request.ip ?? null };
+        principal = await services.access.authenticate(request.headers.authorization);
       } catch (err) {
         // The identity provider's key set was unreachable: the token may well be good.
         if (err instanceof DependencyUnavailableError) reply.header('retry-after', '5');
         else reply.header('www-authenticate', 'Bearer');
         throw err;
       }
+      request.ctx = { principal, requestId: request.id, sourceIp: request.ip ?? null };
+      if (rateLimit !== null) await rateLimit(principal, reply);
     });
     registerOwnerRoutes(v1, services);
     registerPatientRoutes(v1, services);

@@ -23,6 +23,8 @@ export const DB_QUEUE_DEPTH = 'agenticpet_db_queue_depth';
 export const DB_BATCHES_IN_FLIGHT = 'agenticpet_db_batches_in_flight';
 export const OVERLOAD_REJECTIONS = 'agenticpet_overload_rejections_total';
 export const AUDIT_CHECKPOINTS = 'agenticpet_audit_checkpoints_total';
+export const RATE_LIMITED = 'agenticpet_rate_limited_total';
+export const RATE_LIMIT_UNCHECKED = 'agenticpet_rate_limit_unchecked_total';
 
 // Requests are expected in single-digit milliseconds; agent steps in tens of microseconds to
 // a few milliseconds (the narrative, with an LLM, in seconds).
@@ -69,6 +71,10 @@ export interface AppMetrics {
   overloaded(reason: string): void;
   /** A signed audit checkpoint written, or a write that failed (retried at the next interval). */
   auditCheckpoint(result: 'written' | 'failed'): void;
+  /** A request refused with 429; policy: the budget that was spent (api-key, clinic). */
+  rateLimited(policy: string): void;
+  /** A request admitted without counting it, because the rate-limit counters were unreachable. */
+  rateLimitUnchecked(): void;
 }
 
 type Child = ReturnType<Histogram<string>['labels']>;
@@ -144,6 +150,17 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
     labelNames: ['result'],
     registers: [registry],
   });
+  const rateLimited = new Counter({
+    name: RATE_LIMITED,
+    help: 'Requests answered 429 because a budget was spent, by policy (api-key, clinic)',
+    labelNames: ['policy'],
+    registers: [registry],
+  });
+  const rateLimitUnchecked = new Counter({
+    name: RATE_LIMIT_UNCHECKED,
+    help: 'Requests admitted without a rate-limit check because the counters (Redis) were unreachable (fail open)',
+    registers: [registry],
+  });
   const cacheChildren = new Map<string, ReturnType<Counter<string>['labels']>>();
 
   // The label combinations are few (routes x methods x status codes): cache each child so a
@@ -185,5 +202,7 @@ export function createMetrics(registry: Registry, opts: MetricsOptions = {}): Ap
     groupCommitBatch: (size) => batchSize.observe(size),
     overloaded: (reason) => overloads.inc({ reason }),
     auditCheckpoint: (result) => checkpoints.inc({ result }),
+    rateLimited: (policy) => rateLimited.inc({ policy }),
+    rateLimitUnchecked: () => rateLimitUnchecked.inc(),
   };
 }

@@ -18,7 +18,16 @@ export interface TestRuntime {
 
 export async function startRuntime(db: SqlExecutor, env: Record<string, string> = {}): Promise<TestRuntime> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agenticpet-test-'));
-  const config = loadConfig({ AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', AGENTICPET_KNOWLEDGE_DIR: process.env.AGENTICPET_KNOWLEDGE_DIR ?? '', ...env });
+  // The request budgets are off unless a test sets them (test/rate-limit.test.ts does): the
+  // other suites send thousands of requests a minute with one key and test something else.
+  const config = loadConfig({
+    AGENTICPET_DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    AGENTICPET_KNOWLEDGE_DIR: process.env.AGENTICPET_KNOWLEDGE_DIR ?? '',
+    AGENTICPET_RATE_LIMIT_KEY_PER_MIN: '0',
+    AGENTICPET_RATE_LIMIT_CLINIC_PER_MIN: '0',
+    ...env,
+  });
   const runtime = await buildRuntime(config, db, createLogger('silent'));
   return {
     runtime,
