@@ -11,6 +11,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
+import type { OpenApiDoc, Schema } from './support/openapi.js';
 import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
 import { createTestDatabase, pgSkipReason, type TestDatabase } from './support/services.js';
 
@@ -32,23 +33,6 @@ const SQL_PAYLOADS = [
 
 /** Tables whose row counts a refused request must not change (the audit trail records refusals). */
 const TABLES = ['api_keys', 'clinics', 'diagnoses', 'diagnosis_evidence', 'diagnosis_provenance', 'encounters', 'idempotency_keys', 'media', 'observations', 'owners', 'patient_weights', 'patients', 'record_versions'];
-
-interface Schema {
-  type?: string;
-  properties?: Record<string, Schema>;
-  items?: Schema;
-  anyOf?: Schema[];
-  format?: string;
-  pattern?: string;
-  enum?: unknown[];
-}
-interface OpenApiOp {
-  parameters?: { in: string; name: string; schema: Schema }[];
-  requestBody?: { content: Record<string, { schema: Schema }> };
-}
-interface OpenApiDoc {
-  paths: Record<string, Record<string, OpenApiOp>>;
-}
 
 /** Every path (list of keys; '0' for an array item) to a string-typed leaf of a schema. */
 function stringLeaves(schema: Schema, at: string[] = []): string[][] {

@@ -4,6 +4,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { SPECIES_CODES } from '../clinical/species.js';
+import { STORABLE_RANGE } from './formats.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -12,8 +13,9 @@ export const IdParams = Type.Object({ id: Id }, Strict);
 export type IdParams = Static<typeof IdParams>;
 
 const Text = (maxLength: number, extra: object = {}) => Type.String({ minLength: 1, maxLength, ...extra });
-const DateTime = Type.String({ format: 'date-time' });
-const IsoDate = Type.String({ format: 'date', description: 'YYYY-MM-DD' });
+// The formats are checked with the storable range of ./formats.ts (registered in http/server.ts).
+const DateTime = Type.String({ format: 'date-time', description: `RFC 3339 date-time, ${STORABLE_RANGE}` });
+const IsoDate = Type.String({ format: 'date', description: `YYYY-MM-DD, ${STORABLE_RANGE}` });
 const Cursor = Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'Opaque cursor from nextCursor' });
 const Limit = (max: number, fallback: number) => Type.Integer({ minimum: 1, maximum: max, default: fallback });
 

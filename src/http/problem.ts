@@ -1,4 +1,6 @@
 /** RFC 9457 problem+json for every error; no stack trace ever reaches a client. */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, OverloadedError, StorageUnavailableError } from '../clinical/errors.js';
 
@@ -84,4 +86,44 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, 404, 'not-found', 'Not Found', `No route ${request.method} ${request.url.split('?')[0]}`));
+}
+
+/**
+ * Fastify's frameworkErrors: what its router refuses before any route, hook or error handler
+ * runs (a path that is not valid percent-encoded UTF-8, a path parameter past maxParamLength).
+ * Fastify's own answer is plain JSON; this makes it a problem like every other.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  if (err.code === 'FST_ERR_BAD_URL') {
+    sendProblem(reply, request, 400, 'malformed-request', 'Bad Request', 'The path is not valid percent-encoded UTF-8');
+  } else if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    sendProblem(reply, request, 414, 'uri-too-long', 'URI Too Long', 'A path segment is longer than any identifier');
+  } else {
+    request.log.error({ err }, 'framework error');
+    sendProblem(reply, request, 500, 'internal', 'Internal Server Error', 'An unexpected error occurred; it has been logged with this request id.');
+  }
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request-timeout', 'The request was not received in time'],
+  HPE_HEADER_OVERFLOW: [431, 'headers-too-large', 'The request headers are too large'],
+};
+
+/**
+ * Fastify's clientErrorHandler: the connection-level errors Node's HTTP parser raises before
+ * there is a request (a body or headers that took too long, oversized headers, bytes that are
+ * not HTTP). Written on the socket as problem+json, which is then closed, as Node itself does.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, slug, detail] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'malformed-request', 'The request is not valid HTTP/1.1'];
+  const title = http.STATUS_CODES[status]!;
+  const body = JSON.stringify({ type: PROBLEM_BASE + slug, title, status, detail });
+  this.log.debug({ err: { message: err.message, code: err.code } }, 'client error');
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

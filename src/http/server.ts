@@ -20,10 +20,11 @@ import type { RecordsService } from '../clinical/records/records.js';
 import type { RequestMetrics } from '../observability/metrics.js';
 import { endRequestTrace, enterRequestTrace, requestTraceId, startRequestTrace } from '../observability/tracing.js';
 import { DependencyUnavailableError, OverloadedError } from '../clinical/errors.js';
+import { storableDate, storableDateTime } from '../contract/formats.js';
 import { Problem } from '../contract/schemas.js';
 import { collectRoutes, documentPermission, requirePermissions, type RouteEntry } from './permissions.js';
-import { registerProblemHandlers } from './problem.js';
-import { refuseNulCharacters, refusingNul } from './text-guard.js';
+import { clientErrorHandler, frameworkErrorHandler, registerProblemHandlers } from './problem.js';
+import { refuseUnstorableText, refusingUnstorableText } from './text-guard.js';
 import { enforcer } from './rate-limit.js';
 import { DOCS_CSP, registerSecurityHeaders } from './security-headers.js';
 import { LoopLag } from './backpressure.js';
@@ -104,6 +105,9 @@ function ajvFor(coerce: boolean): Ajv {
   // arrive as text, so those are coerced. Unknown fields are rejected, never stripped.
   const ajv = new Ajv({ coerceTypes: coerce ? 'array' : false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
   addFormats(ajv);
+  // Dates the databases cannot store faithfully are invalid input, not a database error (formats.ts).
+  ajv.addFormat('date-time', { type: 'string', validate: storableDateTime });
+  ajv.addFormat('date', { type: 'string', validate: storableDate });
   return ajv;
 }
 
@@ -127,6 +131,9 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     // A request on a connection accepted before close began is served, not refused: a rolling
     // restart then loses nothing (idle keep-alive connections are closed by close() itself).
     return503OnClosing: false,
+    // What the router and Node's HTTP parser refuse before any route runs is problem+json too.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Before any route: the table must see them all, the public ones included.
@@ -136,10 +143,10 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
   const textAjv = ajvFor(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
-  // PostgreSQL cannot store U+0000: JSON bodies holding it are refused with 400 at parse time.
+  // PostgreSQL cannot store U+0000 or a lone surrogate: JSON bodies holding one are refused with 400 at parse time.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, refusingNul(app.getDefaultJsonParser('error', 'error')));
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, refusingNul(app.getDefaultJsonParser('error', 'error')));
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, refusingUnstorableText(app.getDefaultJsonParser('error', 'error')));
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, refusingUnstorableText(app.getDefaultJsonParser('error', 'error')));
 
   registerProblemHandlers(app);
   app.addSchema(Problem);
@@ -253,7 +260,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     v1.decorateRequest('ctx', null as unknown as RequestContext);
     // Each route's own permission check runs after the authentication hook below.
     requirePermissions(v1);
-    v1.addHook('preValidation', refuseNulCharacters);
+    v1.addHook('preValidation', refuseUnstorableText);
     v1.addHook('onRequest', async (request, reply) => {
       // The ops dashboard's data must answer exactly when the service is saturated.
       const delay = request.routeOptions.url === '/v1/ops/metrics' ? null : saturated();

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Call } from './runtime.js';
+import type { OpenApiDoc } from './openapi.js';
 
 export const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('attack suite png')]);
 
@@ -72,9 +73,8 @@ export interface Operation {
   isMedia: boolean;
 }
 
-export interface OpenApiDoc {
-  paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: unknown }>>;
-}
+/** The document's types are the fuzzer's (support/openapi.ts): one description of it for every suite. */
+export type { OpenApiDoc };
 
 export function operationsOf(doc: OpenApiDoc): Operation[] {
   const ops: Operation[] = [];
