@@ -64,7 +64,14 @@ export class AgenticPetStack extends Stack {
     });
     this.observability = new Observability(this, 'Observability', { config, api: this.api, data: this.data, key: alarmKey });
     this.waf = new WebAcl(this, 'Waf', { config, loadBalancerArn: this.api.alb.loadBalancerArn, logKey });
-    this.backup = new BackupPlan(this, 'Backup', { config, cluster: this.data.cluster, buckets: [this.buckets.media, this.buckets.backups, this.buckets.checkpoints] });
+    this.backup = new BackupPlan(this, 'Backup', {
+      config,
+      cluster: this.data.cluster,
+      buckets: [this.buckets.media, this.buckets.backups, this.buckets.checkpoints],
+      dbKey: this.data.dbKey,
+      vpc: this.network.vpc,
+      alarmTopic: this.observability.topic,
+    });
 
     new CfnOutput(this, 'LoadBalancerDns', { value: this.api.alb.loadBalancerDnsName });
     new CfnOutput(this, 'ClusterName', { value: this.api.cluster.clusterName });

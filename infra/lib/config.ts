@@ -43,6 +43,13 @@ export interface EnvConfig {
   /** Seconds the ALB keeps routing in-flight requests to a deregistering task. */
   readonly deregistrationDelaySeconds: number;
   readonly dbInstanceClass: string;
+  /**
+   * Aurora storage configuration: `aurora` (Standard: every I/O billed) or `aurora-iopt1`
+   * (I/O-Optimized: no I/O charge, dearer instances and storage). Chosen from the I/O a
+   * diagnosis costs at the environment's load; the arithmetic is in docs/capacity.md,
+   * "Aurora storage configuration". The DR secondary (pilot light) uses the same one.
+   */
+  readonly auroraStorageType: 'aurora' | 'aurora-iopt1';
   readonly cacheNodeType: string;
   /** Requests per 5 minutes per client IP before the WAF blocks it. */
   readonly wafRateLimitPer5Min: number;
@@ -96,6 +103,8 @@ export const configs: Record<EnvName, EnvConfig> = {
     stopTimeoutSeconds: 45,
     deregistrationDelaySeconds: 30,
     dbInstanceClass: 'r7g.large',
+    // A few diagnoses a second at most: I/O stays far below the break-even (docs/capacity.md).
+    auroraStorageType: 'aurora',
     cacheNodeType: 'cache.t4g.small',
     wafRateLimitPer5Min: 2000,
     alarms: { p99LatencyMs: 500, http5xxPerMinute: 10, dbCpuPercent: 80, dbConnections: 400 },
@@ -123,6 +132,8 @@ export const configs: Record<EnvName, EnvConfig> = {
     stopTimeoutSeconds: 60,
     deregistrationDelaySeconds: 45,
     dbInstanceClass: 'r7g.xlarge',
+    // I/O is ~60-70 % of a Standard bill at the design load (docs/capacity.md).
+    auroraStorageType: 'aurora-iopt1',
     cacheNodeType: 'cache.r7g.large',
     wafRateLimitPer5Min: 20000,
     alarmEmail: 'oncall@example.com',

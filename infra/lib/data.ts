@@ -90,6 +90,7 @@ export class DataTier extends Construct {
       securityGroups: [dbSg],
       storageEncrypted: true,
       storageEncryptionKey: this.dbKey,
+      storageType: config.auroraStorageType === 'aurora-iopt1' ? rds.DBClusterStorageType.AURORA_IOPT1 : rds.DBClusterStorageType.AURORA,
       backup: { retention: Duration.days(35), preferredWindow: '02:00-03:00' },
       deletionProtection: true,
       removalPolicy: RemovalPolicy.SNAPSHOT,

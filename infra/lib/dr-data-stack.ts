@@ -71,6 +71,9 @@ export class DrDataStack extends Stack {
       dbClusterParameterGroupName: params.ref,
       storageEncrypted: true,
       kmsKeyId: this.dbKey.keyArn,
+      // Set on this cluster too rather than left to the default: the secondary receives every
+      // write of the primary and is the writer after a failover, so the same arithmetic applies.
+      storageType: config.auroraStorageType,
       backupRetentionPeriod: 35,
       preferredBackupWindow: '02:00-03:00',
       deletionProtection: true,

@@ -57,6 +57,14 @@ const rules: Record<string, NagPackSuppression[]> = {
         'The DR secondary holds a storage-level replica of the primary cluster, which is in the primary AWS Backup plan with every recovery point copied to this region\'s vault; after promotion the main stack deployed here brings its own plan.',
     },
   ],
+  'Backup/RestoreTestRole': [
+    {
+      id: 'AwsSolutions-IAM4',
+      reason: 'AWSBackupServiceRolePolicyForRestores is the AWS-maintained policy AWS Backup restore testing needs to restore Aurora recovery points and to delete the restored copies afterwards.',
+      appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores'],
+    },
+    IAM_INLINE,
+  ],
   'Backup/Plan': [
     { id: 'AwsSolutions-IAM4', reason: 'AWSBackupServiceRolePolicyForBackup is the AWS-maintained role policy AWS Backup needs to snapshot RDS and S3.' },
   ],

@@ -2,11 +2,12 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import type { EnvConfig } from './config.js';
+import { requestsPerTargetPerMinute, type EnvConfig } from './config.js';
 import type { DataTier } from './data.js';
 import { APP_EMF_SERIES, searchExpression, type AppEmfSeries } from './app-metrics.js';
 import type { ApiService } from './service.js';
@@ -24,6 +25,9 @@ export class Observability extends Construct {
     const minute = Duration.minutes(1);
 
     this.topic = new sns.Topic(this, 'Alarms', { displayName: `AgenticPet ${config.name} alarms`, masterKey: props.key, enforceSSL: true });
+    // CloudWatch alarms publish to an SSE-KMS topic only if the key lets CloudWatch use it (the
+    // EventBridge rules that target the topic get the same through their target's grant).
+    props.key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
     if (config.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
 
     const requests = lb.requestCount({ period: minute, statistic: 'Sum', label: 'requests/min' });
@@ -55,6 +59,47 @@ export class Observability extends Construct {
       new cloudwatch.GraphWidget({ title: 'Healthy tasks', left: [healthy, unhealthy], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Task CPU and memory', left: [cpu, memory], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Database', left: [dbCpu], right: [dbConnections], width: 8 }),
+    );
+    // Scaling decisions. Desired, running and pending tasks come from Container Insights (on
+    // for the cluster, lib/service.ts); desired is what Application Auto Scaling sets, so its
+    // step changes are the scaling activity, charted as DIFF (+n scale-out, -n scale-in). Beside
+    // them, the two target-tracking inputs against their targets: what the decisions react to.
+    const tasks = (metricName: string, label: string) =>
+      new cloudwatch.Metric({
+        namespace: 'ECS/ContainerInsights',
+        metricName,
+        dimensionsMap: { ClusterName: api.cluster.clusterName, ServiceName: api.service.serviceName },
+        period: minute,
+        statistic: 'Average',
+        label,
+      });
+    const desired = tasks('DesiredTaskCount', 'desired tasks');
+    const scalingActivity = new cloudwatch.MathExpression({
+      expression: 'DIFF(desired)',
+      usingMetrics: { desired },
+      label: 'scaling activity (tasks added / removed)',
+      period: minute,
+    });
+    const requestsPerTarget = tg.requestCountPerTarget({ period: minute, statistic: 'Sum', label: 'requests per task per minute' });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Scaling: desired, running and pending tasks',
+        left: [desired, tasks('RunningTaskCount', 'running tasks'), tasks('PendingTaskCount', 'pending tasks')],
+        leftAnnotations: [
+          { value: config.scaling.minTasks, label: `min ${config.scaling.minTasks}` },
+          { value: config.scaling.maxTasks, label: `max ${config.scaling.maxTasks}` },
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({ title: 'Scaling activity (change of desired tasks)', left: [scalingActivity], width: 8 }),
+      new cloudwatch.GraphWidget({
+        title: 'Scaling inputs against their targets',
+        left: [api.service.metricCpuUtilization({ period: minute, label: 'task CPU % (target tracking)' })],
+        leftAnnotations: [{ value: config.scaling.cpuTargetPercent, label: `CPU target ${config.scaling.cpuTargetPercent} %` }],
+        right: [requestsPerTarget],
+        rightAnnotations: [{ value: requestsPerTargetPerMinute(config.scaling), label: `requests target ${requestsPerTargetPerMinute(config.scaling)}` }],
+        width: 8,
+      }),
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Cache', left: [cacheMetric('EngineCPUUtilization', 'Average'), cacheMetric('DatabaseMemoryUsagePercentage', 'Average')], right: [evictions, cacheMetric('CurrConnections', 'Average')], width: 24 }),

@@ -5,3 +5,4 @@ import './suites/data.js';
 import './suites/service.js';
 import './suites/registry.js';
 import './suites/checkpoints.js';
+import './suites/restore-and-scaling.js';
