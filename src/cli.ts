@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** agenticpet serve | migrate | clinics create --name NAME | audit verify | audit public-key */
+/** agenticpet serve | migrate | clinics create --name NAME | audit verify | audit public-key | backup ... */
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,11 +11,18 @@ import { superviseWorkers } from './cluster.js';
 import { Operations } from './clinical/operation.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
+import { listBackups, parseAge, pruneBackups } from './storage/backup/catalog.js';
+import { createBackup } from './storage/backup/create.js';
+import { BackupError } from './storage/backup/format.js';
+import { restoreBackup, verifyBackup } from './storage/backup/restore.js';
+import { openBackupTarget, type BackupTarget } from './storage/backup/targets.js';
 import { parsePublicKey, publicKeyPem, verifyCheckpoints } from './storage/checkpoints/checkpoint.js';
 import { openCheckpointStore } from './storage/checkpoints/stores.js';
 import { verifyAuditChains, type AnchoredHead } from './storage/sql/audit-chain.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
+import { PgliteExecutor } from './storage/sql/pglite.js';
+import { PostgresExecutor } from './storage/sql/postgres.js';
 import { SqlClinicalStore } from './storage/sql/store.js';
 
 const USAGE = `AgenticPet ${VERSION}
@@ -31,6 +38,19 @@ Usage:
                                         chain reaches the heads they signed; exit 1 naming the
                                         first bad event or checkpoint
   agenticpet audit public-key           print the public key of AGENTICPET_AUDIT_SIGNING_KEY(_FILE)
+  agenticpet backup create [--to URL]   take a consistent, compressed backup of the database into
+                                        file://DIR or s3://bucket/prefix (default
+                                        AGENTICPET_BACKUP_URL); encrypted with AGENTICPET_BACKUP_KEY
+  agenticpet backup list [--from URL]   the backups there, oldest first
+  agenticpet backup verify ID [--from URL]
+                                        check every part of a backup (checksums, decryption, rows)
+  agenticpet backup restore ID [--from URL] [--to-database URL]
+                                        restore into an EMPTY database (postgres://... or file://DIR
+                                        for an embedded one; default: the configured database),
+                                        all or nothing, audit chains verified before it commits
+  agenticpet backup prune [--from URL] [--keep N] [--older-than AGE]
+                                        delete old backups: outside the newest N and/or older than
+                                        AGE (30d, 12h); with both, only those that are both
 
 Configuration comes from environment variables; see README.md.`;
 
@@ -173,6 +193,99 @@ async function audit(config: Config, sub: string | undefined, args: string[]): P
   return 1;
 }
 
+const BACKUP_USAGE = 'Usage: agenticpet backup create [--to URL] | list [--from URL] | verify ID [--from URL] | restore ID [--from URL] [--to-database URL] | prune [--from URL] [--keep N] [--older-than AGE]';
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** --to-database: a PostgreSQL URL, or file://DIR for an embedded database in DIR. */
+async function openTargetDatabase(url: string): Promise<SqlExecutor> {
+  if (/^postgres(ql)?:\/\//.test(url)) return new PostgresExecutor({ connectionString: url, poolMax: 2 });
+  if (url.startsWith('file://') && url.length > 'file://'.length) return PgliteExecutor.open({ dir: url.slice('file://'.length), groupCommitMax: 1 });
+  throw new UsageError('--to-database takes postgres://... (PostgreSQL) or file://DIR (an embedded database in DIR)');
+}
+
+async function backup(config: Config, sub: string | undefined, args: string[]): Promise<number> {
+  if (sub === undefined || !['create', 'list', 'verify', 'restore', 'prune'].includes(sub)) throw new UsageError(BACKUP_USAGE);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: sub === 'verify' || sub === 'restore',
+      strict: true,
+      options: { to: { type: 'string' }, from: { type: 'string' }, 'to-database': { type: 'string' }, keep: { type: 'string' }, 'older-than': { type: 'string' } },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${BACKUP_USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const allowed: Record<string, string[]> = { create: ['to'], list: ['from'], verify: ['from'], restore: ['from', 'to-database'], prune: ['from', 'keep', 'older-than'] };
+  const stray = Object.keys(values).find((k) => !allowed[sub]!.includes(k));
+  if (stray !== undefined) throw new UsageError(`backup ${sub} does not take --${stray}\n${BACKUP_USAGE}`);
+  const url = (sub === 'create' ? values.to : values.from) ?? config.backup.url;
+  if (url === undefined) throw new UsageError(`backup ${sub} needs ${sub === 'create' ? '--to' : '--from'} URL (file://DIR or s3://bucket/prefix) or AGENTICPET_BACKUP_URL`);
+  const id = positionals[0];
+  if ((sub === 'verify' || sub === 'restore') && (id === undefined || positionals.length > 1)) throw new UsageError(`backup ${sub} takes one backup id (see \`agenticpet backup list\`)`);
+  const key = config.backup.key;
+  let target: BackupTarget | undefined;
+  try {
+    target = openBackupTarget(url, { s3Endpoint: config.backup.s3Endpoint });
+    switch (sub) {
+      case 'create': {
+        const started = performance.now();
+        const db = await openExecutor(config);
+        const m = await createBackup(db, target, { key, agenticpetVersion: VERSION }).finally(() => db.close());
+        const parts = m.tables.flatMap((t) => t.parts);
+        console.log(`Backup ${m.id} written to ${target.url}: ${m.tables.reduce((n, t) => n + t.rows, 0)} rows in ${m.tables.length} tables, ${parts.length} parts, ${mib(parts.reduce((n, p) => n + p.bytes, 0))}${m.encryption === null ? '' : `, encrypted (key ${m.encryption.keyFingerprint})`}, schema version ${m.schemaVersion}, ${m.auditChains.length} audit chains, in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+        return 0;
+      }
+      case 'list': {
+        const all = await listBackups(target);
+        if (all.length === 0) console.log(`No backups in ${target.url}.`);
+        for (const b of all) {
+          const m = b.manifest;
+          if (m === null) console.log(`${b.id}  INCOMPLETE (${b.problem})`);
+          else {
+            const rows = m.tables.reduce((n, t) => n + t.rows, 0);
+            const diagnoses = m.tables.find((t) => t.name === 'diagnoses')?.rows ?? 0;
+            console.log(`${b.id}  ${m.createdAt}  ${m.source.kind}  schema ${m.schemaVersion}  ${rows} rows (${diagnoses} diagnoses)  ${mib(m.tables.flatMap((t) => t.parts).reduce((n, p) => n + p.bytes, 0))}${m.encryption === null ? '' : '  encrypted'}`);
+          }
+        }
+        return 0;
+      }
+      case 'verify': {
+        const r = await verifyBackup(target, id!, key);
+        console.log(`Backup ${id} is intact: ${r.parts} parts, ${r.rows} rows, ${mib(r.bytes)}, every checksum matches${r.manifest.encryption === null ? '' : ' and every part decrypts'}.`);
+        return 0;
+      }
+      case 'restore': {
+        const started = performance.now();
+        const db = values['to-database'] === undefined ? await openExecutor(config) : await openTargetDatabase(values['to-database']);
+        const r = await restoreBackup(target, id!, db, key).finally(() => db.close());
+        console.log(`Restored backup ${id}: ${r.rows} rows in ${r.manifest.tables.length} tables; counts match; audit trail intact (${r.auditEvents} events in ${r.manifest.auditChains.length} chains); schema version ${r.schemaVersion}; in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+        return 0;
+      }
+      case 'prune': {
+        const keep = values.keep;
+        if (keep !== undefined && !/^\d+$/.test(keep)) throw new UsageError('--keep takes a whole number');
+        const r = await pruneBackups(target, { keep: keep === undefined ? undefined : Number(keep), olderThanMs: values['older-than'] === undefined ? undefined : parseAge(values['older-than']) });
+        console.log(r.deleted.length === 0 ? `Nothing to delete; ${r.kept.length} backups kept.` : `Deleted ${r.deleted.join(', ')}; ${r.kept.length} backups kept.`);
+        return 0;
+      }
+    }
+    return 2;
+  } catch (err) {
+    if (err instanceof BackupError) {
+      console.error(`backup ${sub}: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    target?.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -206,6 +319,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'audit':
       return audit(config, sub, rest);
+    case 'backup':
+      return backup(config, sub, rest);
     default:
       throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
   }

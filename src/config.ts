@@ -55,6 +55,8 @@ export interface Config {
   auditCheckpoints: AuditCheckpointConfig | undefined;
   /** PEM Ed25519 public key file that `audit verify` checks checkpoints with. */
   auditPublicKeyFile: string | undefined;
+  /** `agenticpet backup`: the default target, the encryption key, the S3 endpoint (tests, MinIO). */
+  backup: { url: string | undefined; key: Buffer | undefined; s3Endpoint: string | undefined };
   /** Requests per minute per API key and per clinic (all its keys); 0 switches a budget off. */
   rateLimits: { keyPerMinute: number; clinicPerMinute: number };
   /** Browser origins allowed to call the API (CORS); empty: no CORS headers at all. */
@@ -193,10 +195,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (checkpointUrl !== undefined && !/^(file:\/\/.+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/.test(checkpointUrl)) {
     throw new ConfigError('AGENTICPET_AUDIT_CHECKPOINT_URL', 'must be file://DIR (a directory) or s3://bucket/prefix');
   }
+  const backupUrl = optional(env, 'AGENTICPET_BACKUP_URL');
+  if (backupUrl !== undefined && !/^(file:\/\/.+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/.test(backupUrl)) {
+    throw new ConfigError('AGENTICPET_BACKUP_URL', 'must be file://DIR (a directory) or s3://bucket/prefix');
+  }
+  const backupKeyText = optional(env, 'AGENTICPET_BACKUP_KEY');
+  let backupKey: Buffer | undefined;
+  if (backupKeyText !== undefined) {
+    try {
+      backupKey = parseBackupKey(backupKeyText);
+    } catch (err) {
+      throw new ConfigError('AGENTICPET_BACKUP_KEY', (err as Error).message);
+    }
+  }
   if (mediaBucket === undefined) {
     for (const name of ['AGENTICPET_S3_ENDPOINT', 'AGENTICPET_MEDIA_KMS_KEY_ID']) {
-      // The endpoint serves the checkpoint bucket too.
-      if (name === 'AGENTICPET_S3_ENDPOINT' && checkpointUrl?.startsWith('s3://')) continue;
+      // The endpoint serves the checkpoint and backup buckets too.
+      if (name === 'AGENTICPET_S3_ENDPOINT' && (checkpointUrl?.startsWith('s3://') || backupUrl?.startsWith('s3://'))) continue;
       if (optional(env, name) !== undefined) throw new ConfigError(name, 'is set but AGENTICPET_MEDIA_BUCKET is not (media would silently go to local disk)');
     }
   }
@@ -254,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: optional(env, 'AGENTICPET_WORKERS') === undefined ? undefined : integer(env, 'AGENTICPET_WORKERS', 1, 1, 256),
     auditCheckpoints,
     auditPublicKeyFile: optional(env, 'AGENTICPET_AUDIT_PUBLIC_KEY_FILE'),
+    backup: { url: backupUrl, key: backupKey, s3Endpoint },
     // Production defaults: 50 requests/s per key and 200/s per clinic, each over a minute.
     rateLimits: {
       keyPerMinute: integer(env, 'AGENTICPET_RATE_LIMIT_KEY_PER_MIN', 3000, 0, 1_000_000_000),
@@ -343,6 +359,14 @@ function corsOrigins(env: NodeJS.ProcessEnv): string[] {
     }
     return origin;
   });
+}
+
+/** AGENTICPET_BACKUP_KEY (AES-256-GCM for backups): 32 bytes as 64 hex digits or base64. */
+export function parseBackupKey(text: string): Buffer {
+  const t = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : /^[A-Za-z0-9+/_-]{43}=?$/.test(t) ? Buffer.from(t, 'base64') : null;
+  if (key === null || key.length !== 32) throw new Error('must be 32 bytes, as 64 hex digits or base64 (openssl rand -base64 32)');
+  return key;
 }
 
 /** AGENTICPET_AUDIT_SIGNING_KEY (the key itself), or AGENTICPET_AUDIT_SIGNING_KEY_FILE (a file holding it). */

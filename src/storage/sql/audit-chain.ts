@@ -217,13 +217,14 @@ export interface AnchoredVerification extends AuditVerification {
 }
 
 /**
- * Walks every chain in full and reports the first event that does not hold. Runs unscoped.
+ * Walks every chain in full and reports the first event that does not hold. Runs unscoped (an
+ * executor, or an open transaction: a restore checks what it loaded before it commits).
  * Chains are taken from both tables, so events whose head row was deleted are found; with
  * `anchors` (chain id -> signed head), a chain must also reach each signed head with exactly
  * that hash, which a rewrite that recomputed every hash, a truncation that fixed the head row
  * and a deleted chain cannot.
  */
-export async function verifyAuditChains(db: SqlExecutor, anchors: ReadonlyMap<string, AnchoredHead> = new Map()): Promise<AnchoredVerification> {
+export async function verifyAuditChains(db: Pick<SqlExecutor, 'query'>, anchors: ReadonlyMap<string, AnchoredHead> = new Map()): Promise<AnchoredVerification> {
   const chains = await db.query<{ chain_id: string; head_seq: string | number | null; head_hash: string | null }>(
     `SELECT chain_id, c.head_seq, c.head_hash
        FROM (SELECT chain_id FROM audit_chains UNION SELECT DISTINCT chain_id FROM audit_events) ids

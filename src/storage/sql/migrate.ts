@@ -36,7 +36,7 @@ export interface MigrationResult {
  * instances starting together apply each migration exactly once and the others wait, then see
  * it applied. A shipped migration whose text changed is refused.
  */
-export async function migrate(db: SqlExecutor, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
+export async function migrate(db: Pick<SqlExecutor, 'transaction'>, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
