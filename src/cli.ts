@@ -16,7 +16,7 @@ import { createBackup } from './storage/backup/create.js';
 import { BackupError } from './storage/backup/format.js';
 import { restoreBackup, verifyBackup } from './storage/backup/restore.js';
 import { openBackupTarget, type BackupTarget } from './storage/backup/targets.js';
-import { parsePublicKey, publicKeyPem, verifyCheckpoints } from './storage/checkpoints/checkpoint.js';
+import { keyFingerprint, parsePublicKeys, publicKeyPem, verifyCheckpoints } from './storage/checkpoints/checkpoint.js';
 import { openCheckpointStore } from './storage/checkpoints/stores.js';
 import { verifyAuditChains, type AnchoredHead } from './storage/sql/audit-chain.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
@@ -35,8 +35,9 @@ Usage:
   agenticpet audit verify [--checkpoints URL --public-key FILE]
                                         check the audit trail's hash chains, and with signed
                                         checkpoints (file://DIR or s3://bucket/prefix) that every
-                                        chain reaches the heads they signed; exit 1 naming the
-                                        first bad event or checkpoint
+                                        chain reaches the heads they signed (FILE may hold several
+                                        PEM public keys: the current one and those it replaced);
+                                        exit 1 naming the first bad event or checkpoint
   agenticpet audit public-key           print the public key of AGENTICPET_AUDIT_SIGNING_KEY(_FILE)
   agenticpet backup create [--to URL]   take a consistent, compressed backup of the database into
                                         file://DIR or s3://bucket/prefix (default
@@ -159,9 +160,9 @@ async function audit(config: Config, sub: string | undefined, args: string[]): P
   }
   let anchors: Map<string, AnchoredHead> | undefined;
   if (url !== undefined && keyFile !== undefined) {
-    let publicKey;
+    let publicKeys;
     try {
-      publicKey = parsePublicKey(fs.readFileSync(keyFile, 'utf8'));
+      publicKeys = parsePublicKeys(fs.readFileSync(keyFile, 'utf8'));
     } catch (err) {
       throw new UsageError(`--public-key ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
@@ -171,7 +172,7 @@ async function audit(config: Config, sub: string | undefined, args: string[]): P
     } catch (err) {
       throw new UsageError(`--checkpoints ${url} ${(err as Error).message}`);
     }
-    const checked = verifyCheckpoints(await store.list().finally(() => store.close?.()), publicKey);
+    const checked = verifyCheckpoints(await store.list().finally(() => store.close?.()), publicKeys);
     for (const w of checked.warnings) console.error(`warning: ${w}`);
     if (!checked.ok) {
       console.error(`Audit checkpoints BROKEN: ${checked.failure!.checkpoint} ${checked.failure!.reason}.`);
@@ -179,7 +180,8 @@ async function audit(config: Config, sub: string | undefined, args: string[]): P
     }
     if (checked.checkpoints === 0) console.error(`warning: no checkpoints in ${url}: the chains are checked only against themselves`);
     anchors = checked.anchors;
-    console.log(`Checkpoints valid: ${checked.checkpoints} from ${checked.writers} writers, anchoring ${anchors.size} chains.`);
+    const byKey = publicKeys.length === 1 ? '' : ` (${publicKeys.map((k, i) => `key ${keyFingerprint(k)}: ${checked.signedBy[i]}`).join(', ')})`;
+    console.log(`Checkpoints valid: ${checked.checkpoints} from ${checked.writers} writers${byKey}, anchoring ${anchors.size} chains.`);
   }
   const result = await withStore(config, (db) => verifyAuditChains(db, anchors));
   if (result.ok) {

@@ -15,7 +15,7 @@ import S3rver from 's3rver';
 import { v7 as uuidv7 } from 'uuid';
 import { issueKey } from '../src/clinical/access/access.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { parseSigningKey, publicKeyPem, verifyCheckpoints } from '../src/storage/checkpoints/checkpoint.js';
+import { bodyDigest, CHECKPOINT_FORMAT, checkpointName, parsePublicKeys, parseSigningKey, publicKeyPem, signCheckpoint, verifyCheckpoints, type CheckpointBody } from '../src/storage/checkpoints/checkpoint.js';
 import { Checkpointer } from '../src/storage/checkpoints/checkpointer.js';
 import { FsCheckpointStore, S3CheckpointStore, CheckpointExistsError, type CheckpointStore } from '../src/storage/checkpoints/stores.js';
 import { eventHash, verifyAuditChains } from '../src/storage/sql/audit-chain.js';
@@ -64,6 +64,54 @@ describe('audit checkpoint configuration', () => {
     const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     assert.equal(parseSigningKey(pem).asymmetricKeyType, 'ed25519');
     assert.equal(publicKeyPem(parseSigningKey(SECRET)), publicKeyPem(parseSigningKey(SECRET)));
+  });
+});
+
+describe('rotating the audit signing key', () => {
+  const oldKey = generateKeyPairSync('ed25519');
+  const newKey = generateKeyPairSync('ed25519');
+  const pem = (k: { publicKey: import('node:crypto').KeyObject }) => k.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  /** A writer's sequence of checkpoints, each signed with the key given for its position. */
+  const writerRun = (keys: Array<import('node:crypto').KeyObject>) => {
+    const writer = uuidv7();
+    const chain = uuidv7();
+    let prev: string | null = null;
+    return keys.map((key, i) => {
+      const body: CheckpointBody = { format: CHECKPOINT_FORMAT, writer, host: 'test:1', seq: i + 1, prev, time: new Date().toISOString(), intervalSeconds: 60, final: i === keys.length - 1, heads: [{ chain, seq: i + 1, hash: 'a'.repeat(64) }] };
+      prev = bodyDigest(body);
+      return { name: checkpointName(writer, i + 1), text: JSON.stringify(signCheckpoint(body, key)) };
+    });
+  };
+
+  it('verifies checkpoints of writers before and after the rotation against a file holding both public keys', () => {
+    const before = writerRun([oldKey.privateKey, oldKey.privateKey]);
+    const afterRotation = writerRun([newKey.privateKey, newKey.privateKey, newKey.privateKey]);
+    const keys = parsePublicKeys(`${pem(oldKey)}\n${pem(newKey)}`);
+    assert.equal(keys.length, 2);
+    const checked = verifyCheckpoints([...before, ...afterRotation], keys);
+    assert.equal(checked.ok, true, checked.failure?.reason);
+    assert.deepEqual(checked.signedBy, [2, 3]);
+    assert.equal(checked.anchors.size, 2);
+  });
+
+  it('fails, naming the checkpoint, when the retired key is left out of the file', () => {
+    const before = writerRun([oldKey.privateKey]);
+    const checked = verifyCheckpoints([...writerRun([newKey.privateKey]), ...before], parsePublicKeys(pem(newKey)));
+    assert.equal(checked.ok, false);
+    assert.equal(checked.failure?.checkpoint, before[0]!.name);
+    assert.match(checked.failure!.reason, /does not verify with the public key/);
+  });
+
+  it('refuses a writer whose sequence changes key midway, even when both keys are trusted', () => {
+    const mixed = writerRun([oldKey.privateKey, newKey.privateKey]);
+    const checked = verifyCheckpoints(mixed, parsePublicKeys(pem(oldKey) + pem(newKey)));
+    assert.equal(checked.ok, false);
+    assert.match(checked.failure!.reason, /signed by another key than the earlier checkpoints of its writer/);
+  });
+
+  it('names the unreadable key of a key file', () => {
+    const broken = `${pem(oldKey)}-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n`;
+    assert.throws(() => parsePublicKeys(broken), /key 2 of 2 is not a readable PEM public key/);
   });
 });
 

@@ -73,6 +73,29 @@ export function parsePublicKey(text: string): KeyObject {
   return key;
 }
 
+/**
+ * The public keys `audit verify` trusts: one PEM block, or several (during and after a rotation
+ * of the signing key, the retired keys beside the current one, for as long as checkpoints they
+ * signed are kept).
+ */
+export function parsePublicKeys(text: string): KeyObject[] {
+  const blocks = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g);
+  if (blocks === null) return [parsePublicKey(text)];
+  return blocks.map((block, i) => {
+    try {
+      return parsePublicKey(block);
+    } catch (err) {
+      throw new Error(`key ${i + 1} of ${blocks.length} ${(err as Error).message}`);
+    }
+  });
+}
+
+/** A key's short fingerprint, for people: the first 16 hex digits of the SHA-256 of its SPKI DER. */
+export function keyFingerprint(key: KeyObject): string {
+  const spki = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'der', type: 'spki' });
+  return createHash('sha256').update(spki).digest('hex').slice(0, 16);
+}
+
 export function publicKeyPem(privateKey: KeyObject): string {
   return createPublicKey(privateKey).export({ format: 'pem', type: 'spki' }).toString();
 }
@@ -105,6 +128,8 @@ export interface CheckpointVerification {
   anchors: Map<string, AnchoredHead>;
   /** What verification alone cannot decide (see the README): stated, not failed. */
   warnings: string[];
+  /** Per trusted key (in the order given), how many checkpoints it signed. */
+  signedBy: number[];
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -140,11 +165,13 @@ export function checkpointName(writer: string, seq: number): string {
  * gap, each links to the one before, and no chain head goes backwards or changes its hash. The
  * latest checkpoint of each writer then anchors its chains.
  */
-export function verifyCheckpoints(stored: StoredCheckpoint[], publicKey: KeyObject, now: Date = new Date()): CheckpointVerification {
+export function verifyCheckpoints(stored: StoredCheckpoint[], publicKeys: KeyObject | readonly KeyObject[], now: Date = new Date()): CheckpointVerification {
+  const keys: readonly KeyObject[] = Array.isArray(publicKeys) ? publicKeys : [publicKeys as KeyObject];
   const anchors = new Map<string, AnchoredHead>();
   const warnings: string[] = [];
-  const byWriter = new Map<string, { name: string; c: SignedCheckpoint }[]>();
-  const fail = (checkpoint: string, reason: string): CheckpointVerification => ({ ok: false, checkpoints: stored.length, writers: byWriter.size, failure: { checkpoint, reason }, anchors, warnings });
+  const signedBy = keys.map(() => 0);
+  const byWriter = new Map<string, { name: string; c: SignedCheckpoint; key: number }[]>();
+  const fail = (checkpoint: string, reason: string): CheckpointVerification => ({ ok: false, checkpoints: stored.length, writers: byWriter.size, failure: { checkpoint, reason }, anchors, warnings, signedBy });
   for (const { name, text } of stored) {
     let parsed: unknown;
     try {
@@ -153,19 +180,24 @@ export function verifyCheckpoints(stored: StoredCheckpoint[], publicKey: KeyObje
       return fail(name, 'is not JSON');
     }
     if (!wellFormed(parsed)) return fail(name, `is not a ${CHECKPOINT_FORMAT} checkpoint`);
-    if (!verify(null, Buffer.from(canonicalJson(parsed.body)), publicKey, Buffer.from(parsed.signature, 'base64'))) {
-      return fail(name, 'its signature does not verify with the public key: it was altered or signed by another key');
-    }
+    const signed = Buffer.from(canonicalJson(parsed.body));
+    const signature = Buffer.from(parsed.signature, 'base64');
+    const key = keys.findIndex((k) => verify(null, signed, k, signature));
+    if (key < 0) return fail(name, `its signature does not verify with ${keys.length === 1 ? 'the public key' : `any of the ${keys.length} public keys`}: it was altered or signed by another key`);
+    signedBy[key]!++;
     const expected = checkpointName(parsed.body.writer, parsed.body.seq);
     if (!name.endsWith(expected)) return fail(name, `is stored under a name that does not match its signed body (${expected}): an old checkpoint re-presented as a newer one`);
     const list = byWriter.get(parsed.body.writer) ?? [];
-    list.push({ name, c: parsed });
+    // A writer is one process run, which signs with one key: a key is replaced by a restart,
+    // so a sequence that changes key midway was not written by the service.
+    if (list.length > 0 && list[0]!.key !== key) return fail(name, `is signed by another key than the earlier checkpoints of its writer ${parsed.body.writer}`);
+    list.push({ name, c: parsed, key });
     byWriter.set(parsed.body.writer, list);
   }
   for (const [writer, list] of byWriter) {
     list.sort((a, b) => a.c.body.seq - b.c.body.seq);
     if (list[0]!.c.body.seq !== 1) warnings.push(`writer ${writer}: its checkpoints start at #${list[0]!.c.body.seq} (earlier ones expired or were removed; the later ones still anchor its chains)`);
-    let previous: { name: string; c: SignedCheckpoint } | null = null;
+    let previous: { name: string; c: SignedCheckpoint; key: number } | null = null;
     for (const entry of list) {
       const b = entry.c.body;
       if (previous !== null) {
@@ -196,5 +228,5 @@ export function verifyCheckpoints(stored: StoredCheckpoint[], publicKey: KeyObje
       );
     }
   }
-  return { ok: true, checkpoints: stored.length, writers: byWriter.size, anchors, warnings };
+  return { ok: true, checkpoints: stored.length, writers: byWriter.size, anchors, warnings, signedBy };
 }
