@@ -56,6 +56,8 @@ export async function openExecutor(config: Config, logger?: Logger): Promise<Sql
       groupCommitMax: config.groupCommitMax,
       queueMax: config.dbQueueMax,
       onPoolError: (err) => logger?.warn({ err: { message: err.message } }, 'idle PostgreSQL connection failed'),
+      // With a multi-host DATABASE_URL: at start, and after each failover the service followed.
+      onPrimary: (host) => logger?.info({ host }, 'PostgreSQL primary found'),
     });
   }
   return PgliteExecutor.open({ dir: path.join(config.dataDir, 'pglite'), groupCommitMax: config.groupCommitMax, queueMax: config.dbQueueMax });

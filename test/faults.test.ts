@@ -3,43 +3,12 @@
  * down the API answers 503 problem+json with Retry-After, writes nothing, and the process lives on.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
+import { CuttableProxy } from './support/proxy.js';
 import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
 import { createTestDatabase, pgSkipReason, type TestDatabase } from './support/services.js';
-
-class CuttableProxy {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async up(): Promise<void> {
-    if (this.server?.listening) return;
-    this.server = net.createServer((inbound) => {
-      const outbound = net.connect(this.target);
-      for (const s of [inbound, outbound]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.port, '127.0.0.1', resolve);
-    });
-    this.port = (this.server!.address() as net.AddressInfo).port;
-  }
-
-  async down(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-}
 
 describe('storage outage (PostgreSQL)', { skip: pgSkipReason() }, () => {
   let database: TestDatabase;

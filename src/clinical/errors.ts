@@ -80,6 +80,8 @@ export class StorageUnavailableError extends Error {
   constructor(
     message: string,
     override readonly cause?: unknown,
+    /** Sent as Retry-After: shorter while a database failover is known to be under way. */
+    readonly retryAfterSeconds = 5,
   ) {
     super(message);
     this.name = 'StorageUnavailableError';

@@ -66,7 +66,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     }
     if (err instanceof StorageUnavailableError) {
       request.log.warn({ err: { message: err.message, cause: (err.cause as Error | undefined)?.message } }, 'storage unavailable');
-      reply.header('retry-after', '5');
+      reply.header('retry-after', String(err.retryAfterSeconds));
       return sendProblem(reply, request, 503, 'storage-unavailable', 'Service Unavailable', 'Storage is unreachable; nothing was written. Retry later.');
     }
     if (err instanceof OverloadedError) {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { StorageUnavailableError } from '../../clinical/errors.js';
 import type { SqlExecutor, SqlTx, TxOptions } from './executor.js';
 import { GroupCommit, isRetryableSqlError, runTransaction, type BatchConnection, type BatchRunner } from './group-commit.js';
+import { isNotPrimaryError, PrimaryLocator } from './primary.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -14,6 +15,8 @@ export interface PostgresOptions {
   queueMax?: number;
   /** Reported with the size of each group-commit batch. */
   onBatch?: (size: number) => void;
+  /** Called with host:port when a multi-host URL's primary is found (at start, after a failover). */
+  onPrimary?: (host: string) => void;
 }
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
@@ -26,7 +29,18 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(err.message);
 }
 
+/**
+ * True when this connection can no longer write: the server went away, or it is up but read-only
+ * (25006: a primary demoted by a failover, or a standby). The connection is destroyed, its
+ * transaction (the whole group-commit batch) fails with nothing written, and the request is 503.
+ */
+export function isPrimaryLost(err: unknown): boolean {
+  return isConnectionError(err) || isNotPrimaryError(err);
+}
+
 function unavailable(err: unknown): never {
+  if (err instanceof StorageUnavailableError) throw err;
+  if (isNotPrimaryError(err)) throw new StorageUnavailableError('PostgreSQL is read-only (not the primary); a failover may be in progress', err, 1);
   if (isConnectionError(err)) throw new StorageUnavailableError('PostgreSQL is unreachable', err);
   throw err;
 }
@@ -101,22 +115,33 @@ const DB_SPAN = { 'db.system': 'postgresql', 'db.client': 'pg' };
 
 export class PostgresExecutor implements SqlExecutor {
   readonly kind = 'postgres' as const;
-  private readonly pool: pg.Pool;
+  /** The pool on the primary; with a multi-host URL, found and refound by probing. */
+  private readonly locator: PrimaryLocator;
+  private readonly poolMax: number;
   /** Clinic transactions go through group commit; system ones (auth, migrations) do not. */
   readonly group: GroupCommit;
   /** One transaction on one connection (see BatchRunner). */
   private readonly runner: BatchRunner;
 
   constructor(opts: PostgresOptions) {
-    this.pool = new pg.Pool({
+    this.poolMax = opts.poolMax;
+    this.locator = new PrimaryLocator({
       connectionString: opts.connectionString,
-      max: opts.poolMax,
-      connectionTimeoutMillis: 5_000,
-      idleTimeoutMillis: 30_000,
-      // See batchConnection: lets a transaction's leads share a round trip with its first statement.
-      pipeline: true,
+      pool: {
+        max: opts.poolMax,
+        connectionTimeoutMillis: 5_000,
+        idleTimeoutMillis: 30_000,
+        // A primary that vanishes without a reset (a host lost, not a process) is noticed by the
+        // kernel's keepalive probes on an idle connection instead of never.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        // See batchConnection: lets a transaction's leads share a round trip with its first statement.
+        pipeline: true,
+      },
+      onPoolError: opts.onPoolError,
+      onPrimary: opts.onPrimary,
+      isLoss: isPrimaryLost,
     });
-    this.pool.on('error', (err) => opts.onPoolError?.(err));
     this.runner = { begin: 'BEGIN', run: (body) => this.onConnection(body) };
     this.group = new GroupCommit(
       this.runner,
@@ -125,7 +150,7 @@ export class PostgresExecutor implements SqlExecutor {
         slots: Math.max(1, opts.poolMax - 1),
         maxBatch: opts.groupCommitMax ?? 32,
         maxQueue: opts.queueMax ?? 2_000,
-        isFatal: isConnectionError,
+        isFatal: isPrimaryLost,
         isRetryable: isRetryableSqlError,
         onBatch: opts.onBatch,
       },
@@ -134,16 +159,21 @@ export class PostgresExecutor implements SqlExecutor {
 
   /** Runs body on a pooled connection, then COMMIT; ROLLBACK (or a destroyed connection) on error. */
   private async onConnection(body: (conn: BatchConnection) => Promise<void>): Promise<void> {
+    const pool = this.locator.current ?? (await this.locator.pool());
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await pool.connect();
     } catch (err) {
+      this.locator.lost(pool, err);
       unavailable(err);
     }
     let broken: Error | undefined;
     // A checked-out client whose connection drops between queries emits 'error'; unheard, that
     // would crash the process. The next query fails anyway, and the client is destroyed below.
-    const onError = (err: Error) => (broken = err);
+    const onError = (err: Error) => {
+      broken = err;
+      this.locator.lost(pool, err);
+    };
     client.on('error', onError);
     try {
       const conn = batchConnection(client);
@@ -151,8 +181,10 @@ export class PostgresExecutor implements SqlExecutor {
       // With any leads still pending (a body that ran no statement), in the same script.
       await conn.exec('COMMIT');
     } catch (err) {
-      if (isConnectionError(err)) broken = err as Error;
-      else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
+      if (isPrimaryLost(err)) {
+        broken = err as Error;
+        this.locator.lost(pool, err);
+      } else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
       unavailable(err);
     } finally {
       client.off('error', onError);
@@ -166,16 +198,20 @@ export class PostgresExecutor implements SqlExecutor {
   }
 
   async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
+    const pool = this.locator.current ?? (await this.locator.pool());
     try {
-      return (await this.pool.query(text, params as unknown[])).rows as R[];
+      // pg releases the client with the error, which destroys it.
+      return (await pool.query(text, params as unknown[])).rows as R[];
     } catch (err) {
+      this.locator.lost(pool, err);
       unavailable(err);
     }
   }
 
   /** Pool usage for the metrics: connections open, idle, and requests waiting for one. */
   stats(): { total: number; idle: number; waiting: number; max: number } {
-    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount, max: this.pool.options.max ?? 10 };
+    const pool = this.locator.current;
+    return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0, max: this.poolMax };
   }
 
   async ping(): Promise<void> {
@@ -183,6 +219,6 @@ export class PostgresExecutor implements SqlExecutor {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.locator.close();
   }
 }
