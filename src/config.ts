@@ -142,6 +142,54 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
+export const SENTINEL_SCHEME = 'redis+sentinel:';
+
+/** A REDIS_URL that names Redis Sentinel: the sentinels to ask and the monitored primary. */
+export interface SentinelTarget {
+  sentinels: Array<{ host: string; port: number }>;
+  /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+  name: string;
+  db: number | undefined;
+  /** The data nodes' credentials (requirepass / ACL). */
+  username: string | undefined;
+  password: string | undefined;
+  /** The sentinels' own password, when they have one. */
+  sentinelPassword: string | undefined;
+}
+
+/**
+ * redis+sentinel://[user:password@]host:port[,host:port…]/name[/db][?sentinelPassword=…]; throws
+ * ConfigError (naming REDIS_URL, never echoing it: it may hold a password) when malformed.
+ */
+export function parseSentinelUrl(url: string): SentinelTarget {
+  const fail = (why: string) => new ConfigError('REDIS_URL', why);
+  // new URL() takes one host only, so the host list is split off by hand.
+  const m = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/.exec(url);
+  if (m === null) throw fail('must be redis+sentinel://[user:password@]host:port[,host:port…]/primary-name[/db]');
+  const [, userinfo, hostList, pathPart, query] = m;
+  const sentinels = hostList!.split(',').map((hostPort) => {
+    const hp = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hostPort);
+    const port = Number(hp?.[2] ?? 26379);
+    if (hp === null || port < 1 || port > 65535) throw fail(`has a sentinel address that is not host:port: ${hostPort}`);
+    return { host: hp[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+  const segments = (pathPart ?? '').split('/').filter((s) => s !== '');
+  if (segments[0] === undefined || segments.length > 2) throw fail('must name the monitored primary as its path: redis+sentinel://host:port,…/primary-name[/db]');
+  const db = segments[1] === undefined ? undefined : Number(segments[1]);
+  if (db !== undefined && !(Number.isInteger(db) && db >= 0)) throw fail(`has a database number that is not a non-negative integer: ${segments[1]}`);
+  const [user, ...secret] = (userinfo ?? '').split(':');
+  const params = new URLSearchParams(query ?? '');
+  for (const key of params.keys()) if (key !== 'sentinelPassword') throw fail(`has an unknown parameter ${key} (only sentinelPassword is understood)`);
+  return {
+    sentinels,
+    name: decodeURIComponent(segments[0]),
+    db,
+    username: user === undefined || user === '' ? undefined : decodeURIComponent(user),
+    password: secret.length === 0 ? undefined : decodeURIComponent(secret.join(':')),
+    sentinelPassword: params.get('sentinelPassword') ?? undefined,
+  };
+}
+
 function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
@@ -154,8 +202,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
   }
   const redisUrl = optional(env, 'REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL');
+  if (redisUrl !== undefined && redisUrl.startsWith(SENTINEL_SCHEME)) parseSentinelUrl(redisUrl);
+  else if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must be a redis://, rediss:// or redis+sentinel:// URL');
   }
   const bootstrapKey = optional(env, 'AGENTICPET_BOOTSTRAP_KEY');
   if (bootstrapKey !== undefined && bootstrapKey.length < 24) {

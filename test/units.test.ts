@@ -7,7 +7,8 @@ import { canonicalJson } from '../src/clinical/canonical-json.js';
 import { PreconditionFailedError, PreconditionRequiredError, ValidationError } from '../src/clinical/errors.js';
 import { sniffMediaType } from '../src/clinical/records/media-type.js';
 import { checkIfMatch } from '../src/clinical/records/versioning.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, parseSentinelUrl } from '../src/config.js';
+import { sentinelOptions } from '../src/storage/redis/connection.js';
 import { SERVE_NODE_FLAGS, withServeFlags } from '../src/node-flags.js';
 import { decodeCursor, encodeCursor } from '../src/storage/sql/cursor.js';
 
@@ -35,6 +36,29 @@ describe('config', () => {
       assert.throws(
         () => loadConfig(env),
         (err: unknown) => err instanceof ConfigError && err.variable === variable && err.message.includes(variable),
+      );
+    }
+  });
+
+  it('REDIS_URL names one Redis or Redis Sentinel (sentinels and the monitored primary)', () => {
+    assert.equal(loadConfig({ REDIS_URL: 'redis+sentinel://127.0.0.1:26379,[::1]:26380,sentinel-3/mymaster' }).redisUrl, 'redis+sentinel://127.0.0.1:26379,[::1]:26380,sentinel-3/mymaster');
+    assert.deepEqual(parseSentinelUrl('redis+sentinel://app:p%40ss:word@10.0.0.1:26379,10.0.0.2/cache/2?sentinelPassword=s3'), {
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '10.0.0.2', port: 26379 },
+      ],
+      name: 'cache',
+      db: 2,
+      username: 'app',
+      password: 'p@ss:word',
+      sentinelPassword: 's3',
+    });
+    assert.deepEqual(sentinelOptions('redis+sentinel://[::1]:26380/mymaster'), { sentinels: [{ host: '::1', port: 26380 }], name: 'mymaster', failoverDetector: true });
+    for (const bad of ['redis+sentinel://h:1', 'redis+sentinel://h:1/', 'redis+sentinel://h:99999/m', 'redis+sentinel://h:1/m/x', 'redis+sentinel://h:1/m/1/2', 'redis+sentinel://h:1/m?db=1', 'redis+sentinel://h:x/m', 'redis+sentinel:///m']) {
+      assert.throws(
+        () => loadConfig({ REDIS_URL: bad }),
+        (err: unknown) => err instanceof ConfigError && err.variable === 'REDIS_URL' && !err.message.includes(bad),
+        bad,
       );
     }
   });

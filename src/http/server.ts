@@ -7,6 +7,7 @@ import type { Context as TraceContext } from '@opentelemetry/api';
 import { Ajv } from 'ajv';
 import formatsPlugin from 'ajv-formats';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AccessService } from '../clinical/access/access.js';
@@ -57,6 +58,9 @@ export interface Services {
   ping(): Promise<void>;
   storageKind: string;
 }
+
+/** How long a closing server keeps serving connections it accepted before it stopped listening. */
+const CLOSE_GRACE_MS = 500;
 
 export interface HttpOptions {
   logger: FastifyBaseLogger;
@@ -181,14 +185,37 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     enterRequestTrace(request.traceContext, done);
   });
 
-  const inFlight = new Set<object>();
+  /** The responses not yet finished: drained() waits for them, preClose marks them. */
+  const inFlight = new Set<ServerResponse>();
   let idle: (() => void) | undefined;
+  // Closing without losing a request:
+  // - From the start of close() every answer says Connection: close (answers under way are
+  //   marked here, later requests in onRequest). A keep-alive connection busy at that moment
+  //   would otherwise stay open for its client (a load balancer, a pool) to reuse until the
+  //   process exits under it, losing the request sent on it then.
+  // - The server stops accepting first and closes idle connections only CLOSE_GRACE_MS later.
+  //   Node counts a connection as idle until its request has been read, so closing them at once
+  //   (what http.Server.close() does) would also cut connections accepted a moment earlier,
+  //   their request already on its way (in a cluster, handed over by the primary just before);
+  //   by the end of the grace those requests are being served, and answered with Connection: close.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+    // net.Server's close, not http.Server's: stop listening, leave the open connections be.
+    // Fastify's own server.close() then finds it closed (ERR_SERVER_NOT_RUNNING, which it ignores).
+    if (app.server.listening) {
+      net.Server.prototype.close.call(app.server);
+      await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
+    }
+  });
   app.addHook('onRequest', async (request, reply) => {
-    inFlight.add(request.raw);
+    inFlight.add(reply.raw);
+    if (closing) reply.header('connection', 'close');
     // 'close' fires when the response is done or the client went away (onResponse does not
     // run for an aborted request, which would hold shutdown until the drain timeout).
     reply.raw.once('close', () => {
-      inFlight.delete(request.raw);
+      inFlight.delete(reply.raw);
       if (inFlight.size === 0) idle?.();
       if (request.traceContext !== null && !reply.raw.writableFinished) endRequestTrace(request.traceContext, undefined);
     });

@@ -5,8 +5,9 @@
  * bounds a revocation that a lost message did not carry.
  */
 import cluster from 'node:cluster';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { RevocationBus } from '../../clinical/access/access.js';
+import { openRedis } from './connection.js';
 import { FAIL_FAST_REDIS_OPTIONS } from './sessions.js';
 
 export const KEY_REVOKED_MESSAGE = 'agenticpet:key-revoked';
@@ -50,9 +51,9 @@ export class RedisRevocationBus implements RevocationBus {
 
   constructor(url: string, prefix: string, onError: (err: Error) => void) {
     this.channel = `${prefix}:api-keys:revoked`;
-    this.publisher = new Redis(url, { ...FAIL_FAST_REDIS_OPTIONS, lazyConnect: false });
+    this.publisher = openRedis(url, { ...FAIL_FAST_REDIS_OPTIONS, lazyConnect: false });
     // A subscriber waits for messages, so it keeps retrying its connection instead of failing fast.
-    this.subscriber = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 200, 2000) });
+    this.subscriber = openRedis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 200, 2000) });
     this.publisher.on('error', onError);
     this.subscriber.on('error', onError);
     this.subscriber.subscribe(this.channel).catch(onError);

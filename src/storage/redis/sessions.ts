@@ -12,9 +12,10 @@
  * nor make two (clinic, session) pairs collide. Each agent's latest output (`results`) is read
  * from the chain rather than stored a second time.
  */
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { AgentMessage, ChainStep, SessionMeta, SessionState, SessionStore, SessionWrite } from '../../clinical/sessions.js';
 import { withSpan } from '../../observability/tracing.js';
+import { openRedis } from './connection.js';
 import { encodeBatch, resultsOf, ttlMillis } from '../sessions/encoding.js';
 
 /**
@@ -150,7 +151,7 @@ export class RedisSessionStore implements SessionStore {
   ) {
     if (/[{}]/.test(prefix)) throw new Error(`session key prefix must not contain { or }: ${prefix}`);
     const options = { ...FAIL_FAST_REDIS_OPTIONS, ...opts.redisOptions };
-    this.client = typeof connection === 'string' ? new Redis(connection, options) : connection;
+    this.client = typeof connection === 'string' ? openRedis(connection, options) : connection;
     this.readyTimeoutMs = options.connectTimeout ?? 2_000;
     this.client.on('error', (err: Error) => opts.onError?.(err));
     this.client.defineCommand('agenticpetSessionWrite', { lua: WRITE_SCRIPT, numberOfKeys: PARTS.length });
