@@ -2,8 +2,9 @@
  * npx tsx bench/seed.ts --database-url postgresql://127.0.0.1:5432/agenticpet_seed --clinics 1000 --diagnoses 1000000 [--drop]
  *
  * Fills a PostgreSQL database with realistic volume for benchmarks: clinics with an admin and a
- * vet API key, owners and patients with their version history and weights, diagnoses with their
- * evidence rows and provenance, and a valid hash-chained audit trail (`agenticpet audit verify`
+ * vet API key, owners and patients with their version history and weights, diagnoses with
+ * their evidence links (stored as the service stores them: in the report, and the rest compact in
+ * the provenance row) and provenance, and a valid hash-chained audit trail (`agenticpet audit verify`
  * passes). The schema is the service's own (its migrations). The diagnoses are real: the
  * vignettes, in seeded variants, run through the real agents, then replicated with fresh UUIDv7
  * ids spread over the past --days, patients and clinics. Loaded with COPY in batches, streamed.
@@ -80,7 +81,7 @@ const templates = await buildTemplates(kb, Number(args['variants-per-vignette'])
 const evidencePerTemplate = templates.templates.reduce((n, t) => n + t.evidenceCount, 0) / templates.templates.length;
 log(
   `${templates.templates.length} real diagnoses from ${templates.vignettes} vignettes (${args['variants-per-vignette']} variants each), ` +
-    `${evidencePerTemplate.toFixed(1)} evidence rows each on average, agents ${templates.agentCpuMsPerDiagnosis.toFixed(2)} ms CPU per diagnosis`,
+    `${evidencePerTemplate.toFixed(1)} evidence links each on average (stored in the report and, compact, beside it), agents ${templates.agentCpuMsPerDiagnosis.toFixed(2)} ms CPU per diagnosis`,
 );
 
 // Foreign keys are checked row by row during COPY; set aside, then re-added (and so validated) at the end.
@@ -97,7 +98,7 @@ const COLUMNS: Record<keyof Sinks, string[]> = {
   record_versions: ['clinic_id', 'resource_type', 'id', 'version', 'deleted', 'content', 'recorded_at', 'recorded_by', 'request_id'],
   diagnoses: ['clinic_id', 'id', 'patient_id', 'encounter_id', 'consultation_id', 'species', 'triage_level', 'top_condition', 'kb_version', 'input', 'report', 'created_at'],
   diagnosis_evidence: ['clinic_id', 'diagnosis_id', 'seq', 'conclusion_type', 'conclusion_code', 'evidence_kind', 'evidence_ref', 'finding', 'detail', 'weight'],
-  diagnosis_provenance: ['clinic_id', 'diagnosis_id', 'agents', 'kb_version', 'chain_digest', 'chain', 'request_id', 'session_id', 'recorded_at'],
+  diagnosis_provenance: ['clinic_id', 'diagnosis_id', 'agents', 'kb_version', 'chain_digest', 'chain', 'request_id', 'session_id', 'recorded_at', 'evidence'],
   audit_chains: ['chain_id', 'writer', 'started_at', 'head_seq', 'head_hash'],
   audit_events: ['chain_id', 'seq', 'id', 'occurred_at', 'clinic_id', 'principal_id', 'role', 'action', 'entity_type', 'entity_id', 'outcome', 'request_id', 'source_ip', 'detail', 'prev_hash', 'hash'],
 };
@@ -167,7 +168,7 @@ world.writePatients();
 await flushFull();
 await endBatch();
 const loadSeconds = (performance.now() - loadStarted) / 1000;
-log(`load done in ${fmtDuration(loadSeconds)}: ${world.diagnoses} diagnoses, ${world.evidenceRows} evidence rows, ${world.patientCount} patients, ${world.ownerCount} owners, ${audit.events} audit events in ${audit.chainsWritten} chains`);
+log(`load done in ${fmtDuration(loadSeconds)}: ${world.diagnoses} diagnoses, ${world.evidenceLinks} evidence links, ${world.patientCount} patients, ${world.ownerCount} owners, ${audit.events} audit events in ${audit.chainsWritten} chains`);
 await Promise.all(clients.map((c) => c.end()));
 
 const fkStarted = performance.now();
@@ -219,7 +220,7 @@ const result = {
   shape: {
     templates: templates.templates.length,
     vignettes: templates.vignettes,
-    evidencePerDiagnosis: world.evidenceRows / world.diagnoses,
+    evidencePerDiagnosis: world.evidenceLinks / world.diagnoses,
     patients: world.patientCount,
     owners: world.ownerCount,
     auditEvents: audit.events,

@@ -68,7 +68,8 @@ export class World {
   private readonly pending = new EventHeap<Pending>();
   private ownerSerial = 0;
   diagnoses = 0;
-  evidenceRows = 0;
+  /** Evidence links of the diagnoses written (in their reports and provenance rows, as the service stores them). */
+  evidenceLinks = 0;
 
   constructor(
     private readonly sinks: Sinks,
@@ -220,11 +221,10 @@ export class World {
     this.emit(this.vetAudit(c, createdMs - tpl.agentsMs - 2, 'read', 'patient', patient.id, requestId, { purpose: 'diagnosis' }));
     const f = fillTemplate(tpl, { clinicId: c.id, id, patientId: patient.id, sessionId: session, requestId, createdMs });
     this.sinks.diagnoses.add(f.diagnosis);
-    for (const suffix of tpl.evidenceSuffixes) this.sinks.diagnosis_evidence.add(f.evidencePrefix + suffix);
     this.sinks.diagnosis_provenance.add(f.provenance);
     this.emit(this.vetAudit(c, createdMs + 1, 'create', 'diagnosis', id, requestId, { patientId: patient.id }));
     this.diagnoses++;
-    this.evidenceRows += tpl.evidenceSuffixes.length;
+    this.evidenceLinks += tpl.evidenceCount;
     // What usually follows: the report is opened, sometimes its trace, sometimes the patient's list.
     if (rng() < 0.6) this.schedule(this.vetAudit(c, createdMs + 1000 + exponential(rng, 180_000), 'read', 'diagnosis', id, randomUUID()));
     if (rng() < 0.15) this.schedule(this.vetAudit(c, createdMs + 5000 + exponential(rng, 1_800_000), 'read', 'diagnosis', id, randomUUID(), { view: 'trace' }));

@@ -8,11 +8,12 @@
  */
 import { AGENT_VERSIONS, AgentRegistry, orchestrate, type OrchestratorResult } from '../../src/agents/orchestrator.js';
 import type { CaseInput } from '../../src/agents/types.js';
-import { diagnosisReport, evidenceLinks } from '../../src/clinical/diagnoses/diagnosis-report.js';
+import { diagnosisReport, evidenceBesideReport, evidenceLinks } from '../../src/clinical/diagnoses/diagnosis-report.js';
+import { encodeEvidence } from '../../src/storage/sql/evidence-codec.js';
 import type { Diagnosis, DiagnosisRequest } from '../../src/contract/diagnosis-schemas.js';
 import type { KnowledgeBase } from '../../src/knowledge/load.js';
 import { caseFromRequest, loadVignettes } from '../../test/vignettes/evaluate.js';
-import { escJson, NULL, orNull } from './seed-copy.js';
+import { esc, escJson, NULL, orNull } from './seed-copy.js';
 import type { Rng } from './seed-data.js';
 
 type Slot = 'CLINIC' | 'ID' | 'PATIENT' | 'SESSION' | 'REQUEST' | 'CREATED' | 'AT0' | 'AT1' | 'AT2' | 'AT3' | 'AT4' | 'AT5';
@@ -52,8 +53,6 @@ export interface DiagnosisTemplate {
   evidenceCount: number;
   diagnosisLine: LineTemplate;
   provenanceLine: LineTemplate;
-  /** Evidence rows after (clinic_id, diagnosis_id), seq included. */
-  evidenceSuffixes: string[];
   /** How long before createdAt each chain step ended, ms. */
   stepOffsetsMs: number[];
   /** Milliseconds the agents took (the gap between the patient read and the diagnosis). */
@@ -63,7 +62,6 @@ export interface DiagnosisTemplate {
 export interface Filled {
   diagnosis: string;
   provenance: string;
-  evidencePrefix: string;
 }
 
 export function fillTemplate(t: DiagnosisTemplate, v: { clinicId: string; id: string; patientId: string; sessionId: string; requestId: string; createdMs: number }): Filled {
@@ -71,7 +69,7 @@ export function fillTemplate(t: DiagnosisTemplate, v: { clinicId: string; id: st
   const values: Partial<Record<Slot, string>> = { CLINIC: v.clinicId, ID: v.id, PATIENT: v.patientId, SESSION: v.sessionId, REQUEST: v.requestId, CREATED: created };
   const slots = ['AT0', 'AT1', 'AT2', 'AT3', 'AT4', 'AT5'] as const;
   t.stepOffsetsMs.forEach((off, i) => (values[slots[i]!] = new Date(v.createdMs - off).toISOString()));
-  return { diagnosis: t.diagnosisLine.fill(values), provenance: t.provenanceLine.fill(values), evidencePrefix: `${v.clinicId}\t${v.id}\t` };
+  return { diagnosis: t.diagnosisLine.fill(values), provenance: t.provenanceLine.fill(values) };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -143,10 +141,10 @@ export async function buildTemplates(kb: KnowledgeBase, variantsPerVignette: num
       const stepOffsetsMs = result.steps.map((s) => lastAt - Date.parse(s.at) + 1);
       const top = diag.differentials[0]?.code ?? null;
       const diagnosisLine = [mark('CLINIC'), mark('ID'), mark('PATIENT'), NULL, mark('SESSION'), input.species, diag.triage.level, orNull(top), kb.version, escJson(input), escJson(diag), mark('CREATED')].join('\t') + '\n';
-      const provenanceLine = [mark('CLINIC'), mark('ID'), escJson({ ...AGENT_VERSIONS }), kb.version, result.chainDigest, escJson(chain), mark('REQUEST'), mark('SESSION'), mark('CREATED')].join('\t') + '\n';
-      const evidenceSuffixes = links.map(
-        (e, i) => [String(i + 1), e.conclusionType, orNull(e.conclusionCode), orNull(e.evidenceKind), orNull(e.evidenceRef), orNull(e.finding), escJson(e.detail), e.weight === null ? NULL : String(e.weight)].join('\t') + '\n',
-      );
+      // As the service writes it since migration 4: the links the report does not carry, compact,
+      // in the provenance row; no diagnosis_evidence rows (the trace derives the rest from the report).
+      const beside = encodeEvidence(evidenceBesideReport(result, kb));
+      const provenanceLine = [mark('CLINIC'), mark('ID'), escJson({ ...AGENT_VERSIONS }), kb.version, result.chainDigest, escJson(chain), mark('REQUEST'), mark('SESSION'), mark('CREATED'), esc(beside)].join('\t') + '\n';
       families[family]!.push(templates.length);
       templates.push({
         family,
@@ -161,7 +159,6 @@ export async function buildTemplates(kb: KnowledgeBase, variantsPerVignette: num
         evidenceCount: links.length,
         diagnosisLine: new LineTemplate(diagnosisLine),
         provenanceLine: new LineTemplate(provenanceLine),
-        evidenceSuffixes,
         stepOffsetsMs,
         agentsMs: Math.max(1, Math.round(result.steps.reduce((sum, s) => sum + s.durationMs, 0))),
       });
