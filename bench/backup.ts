@@ -1,5 +1,5 @@
 /**
- * nice -n 10 npx tsx bench/backup.ts [--diagnoses 10000] [--clinics 20] [--pg-url postgres://postgres@127.0.0.1:5432/postgres] [--keep-db]
+ * nice -n 10 npx tsx bench/backup.ts [--diagnoses 10000] [--clinics 20] [--pg-url postgres://postgres@127.0.0.1:5432/postgres] [--keep-db] [--postgres-only]
  *
  * Time and size of `agenticpet backup` (src/storage/backup/) at a given volume: seeds a fresh
  * PostgreSQL database with bench/seed.ts (real diagnoses, their provenance and a valid audit
@@ -11,6 +11,8 @@
  * Every restore runs the checks it always runs (checksums first; counts and the audit chain walk
  * before commit). Prints a table and writes bench/results/backup-<timestamp>.json. The seeded and
  * restored databases and the backup directory are removed at the end (--keep-db keeps the seed).
+ * --postgres-only runs steps 1 (gzip only) and 3 into PostgreSQL only, from the plain backup: what a
+ * PostgreSQL deployment does, at volumes where the embedded steps would take hours.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     clinics: { type: 'string', default: '20' },
     'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     'keep-db': { type: 'boolean', default: false },
+    'postgres-only': { type: 'boolean', default: false },
   },
 });
 const nDiagnoses = Number(args.diagnoses);
@@ -68,7 +71,13 @@ function seed(): Promise<void> {
   });
 }
 
-async function timed<T>(label: string, fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+interface Timed<T> {
+  value: T;
+  seconds: number;
+}
+type Restored = Awaited<ReturnType<typeof restoreBackup>>;
+
+async function timed<T>(label: string, fn: () => Promise<T>): Promise<Timed<T>> {
   const t = performance.now();
   const value = await fn();
   const seconds = (performance.now() - t) / 1000;
@@ -91,36 +100,47 @@ try {
   const key = randomBytes(32);
 
   const plain = await timed('backup create (PostgreSQL, gzip)', () => createBackup(source, target, { agenticpetVersion: 'bench' }));
-  const sealed = await timed('backup create (PostgreSQL, gzip + AES-256-GCM)', () => createBackup(source, target, { agenticpetVersion: 'bench', key }));
-  const verified = await timed('backup verify (encrypted)', () => verifyBackup(target, sealed.value.id, key));
+  const pgOnly = args['postgres-only']!;
+  const sealed = pgOnly ? null : await timed('backup create (PostgreSQL, gzip + AES-256-GCM)', () => createBackup(source, target, { agenticpetVersion: 'bench', key }));
+  const verified = sealed === null ? null : await timed('backup verify (encrypted)', () => verifyBackup(target, sealed.value.id, key));
   await admin(`CREATE DATABASE ${names.restored}`);
   const intoPg = new PostgresExecutor({ connectionString: dbUrl(names.restored), poolMax: 2 });
   opened.push(intoPg);
-  const restoredPg = await timed('restore into PostgreSQL (encrypted backup)', () => restoreBackup(target, sealed.value.id, intoPg, key));
-  const embeddedDir = path.join(work, 'pglite');
-  const intoPglite = await PgliteExecutor.open({ dir: embeddedDir, groupCommitMax: 1 });
-  opened.push(intoPglite);
-  const restoredPglite = await timed('restore into embedded PGlite', () => restoreBackup(target, plain.value.id, intoPglite, undefined));
-  const fromPglite = await timed('backup create (embedded PGlite, gzip)', () => createBackup(intoPglite, target, { agenticpetVersion: 'bench' }));
-  await admin(`CREATE DATABASE ${names.restored2}`);
-  const intoPg2 = new PostgresExecutor({ connectionString: dbUrl(names.restored2), poolMax: 2 });
-  opened.push(intoPg2);
-  const restoredPg2 = await timed('restore embedded backup into PostgreSQL', () => restoreBackup(target, fromPglite.value.id, intoPg2, undefined));
+  const restoredPg =
+    sealed === null
+      ? await timed('restore into PostgreSQL', () => restoreBackup(target, plain.value.id, intoPg, undefined))
+      : await timed('restore into PostgreSQL (encrypted backup)', () => restoreBackup(target, sealed.value.id, intoPg, key));
+  let embedded: { restoredPglite: Timed<Restored>; fromPglite: Timed<Manifest>; restoredPg2: Timed<Restored> } | null = null;
+  if (!pgOnly) {
+    const embeddedDir = path.join(work, 'pglite');
+    const intoPglite = await PgliteExecutor.open({ dir: embeddedDir, groupCommitMax: 1 });
+    opened.push(intoPglite);
+    const restoredPglite = await timed('restore into embedded PGlite', () => restoreBackup(target, plain.value.id, intoPglite, undefined));
+    const fromPglite = await timed('backup create (embedded PGlite, gzip)', () => createBackup(intoPglite, target, { agenticpetVersion: 'bench' }));
+    await admin(`CREATE DATABASE ${names.restored2}`);
+    const intoPg2 = new PostgresExecutor({ connectionString: dbUrl(names.restored2), poolMax: 2 });
+    opened.push(intoPg2);
+    const restoredPg2 = await timed('restore embedded backup into PostgreSQL', () => restoreBackup(target, fromPglite.value.id, intoPg2, undefined));
+    embedded = { restoredPglite, fromPglite, restoredPg2 };
+  }
 
   const diagnosesIn = (m: Manifest) => m.tables.find((t) => t.name === 'diagnoses')!.rows;
   results.rows = rowsOf(plain.value);
   results.auditEvents = restoredPg.value.auditEvents;
   results.steps = {
     createPostgres: { seconds: plain.seconds, backupMiB: mib(sizeOf(plain.value)), parts: plain.value.tables.flatMap((t) => t.parts).length },
-    createPostgresEncrypted: { seconds: sealed.seconds, backupMiB: mib(sizeOf(sealed.value)) },
-    verifyEncrypted: { seconds: verified.seconds },
-    restoreIntoPostgres: { seconds: restoredPg.seconds, rows: restoredPg.value.rows },
-    restoreIntoPglite: { seconds: restoredPglite.seconds, rows: restoredPglite.value.rows },
-    createPglite: { seconds: fromPglite.seconds, backupMiB: mib(sizeOf(fromPglite.value)) },
-    restorePgliteBackupIntoPostgres: { seconds: restoredPg2.seconds, rows: restoredPg2.value.rows },
+    ...(sealed && verified ? { createPostgresEncrypted: { seconds: sealed.seconds, backupMiB: mib(sizeOf(sealed.value)) }, verifyEncrypted: { seconds: verified.seconds } } : {}),
+    restoreIntoPostgres: { seconds: restoredPg.seconds, rows: restoredPg.value.rows, encrypted: sealed !== null },
+    ...(embedded
+      ? {
+          restoreIntoPglite: { seconds: embedded.restoredPglite.seconds, rows: embedded.restoredPglite.value.rows },
+          createPglite: { seconds: embedded.fromPglite.seconds, backupMiB: mib(sizeOf(embedded.fromPglite.value)) },
+          restorePgliteBackupIntoPostgres: { seconds: embedded.restoredPg2.seconds, rows: embedded.restoredPg2.value.rows },
+        }
+      : {}),
   };
   console.log(`\n${nDiagnoses} diagnoses (${diagnosesIn(plain.value)} in the backup), ${results.rows} rows in all, ${restoredPg.value.auditEvents} audit events; source database ${(results.sourceDatabaseMiB as number).toFixed(1)} MiB`);
-  console.log(`backup size: ${mib(sizeOf(plain.value)).toFixed(1)} MiB (gzip), ${mib(sizeOf(sealed.value)).toFixed(1)} MiB (gzip + AES-256-GCM), ${mib(sizeOf(fromPglite.value)).toFixed(1)} MiB (from PGlite)`);
+  console.log(`backup size: ${mib(sizeOf(plain.value)).toFixed(1)} MiB (gzip)${sealed ? `, ${mib(sizeOf(sealed.value)).toFixed(1)} MiB (gzip + AES-256-GCM)` : ''}${embedded ? `, ${mib(sizeOf(embedded.fromPglite.value)).toFixed(1)} MiB (from PGlite)` : ''}`);
   const file = path.join(root, 'bench/results', `backup-${stamp}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
