@@ -1,19 +1,36 @@
-/** npm run eval [-- --verbose]: scores the diagnostic agents on test/vignettes/vignettes.json. */
-import { evaluate } from '../test/vignettes/evaluate.js';
+/**
+ * npm run eval [-- --file <vignettes.json>] [--verbose]
+ *
+ * Scores the diagnostic agents on a set of vignettes (default test/vignettes/vignettes.json, the
+ * tuned set; any file in the same format, e.g. a holdout). Prints the figures and every case
+ * missed at top-3, triaged differently from what was expected, or refused; --verbose lists every
+ * case.
+ */
+import { parseArgs } from 'node:util';
+import { evaluate, loadVignettes, type VignetteResult } from '../test/vignettes/evaluate.js';
+import { loadKnowledgeBase } from '../src/knowledge/load.js';
 
-const verbose = process.argv.includes('--verbose');
-const e = await evaluate();
-if (verbose) {
-  for (const r of e.results) {
-    const mark = `${r.top1 ? 'T1' : r.top3 ? 'T3' : '--'} ${r.triageCorrect ? 'ok' : 'XX'}`;
-    console.log(`${mark} ${r.id.padEnd(28)} expected ${r.expected.conditionCode} / ${r.expected.triage}; got ${r.top.map((t) => `${t.code} ${Math.round(t.probability * 100)}%`).join(', ')} / ${r.triage}`);
-  }
+const { values } = parseArgs({ options: { file: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
+const e = await evaluate(loadKnowledgeBase(), values.file === undefined ? loadVignettes() : loadVignettes(values.file));
+
+const line = (r: VignetteResult) => {
+  const mark = `${r.top1 ? 'T1' : r.top3 ? 'T3' : '--'} ${r.triageCorrect ? 'ok' : 'XX'}`;
+  const expected = `${r.expected.conditionCode}${r.expected.condition ? ` ("${r.expected.condition}")` : ''} / ${r.expected.triage}`;
+  const got = r.refused !== undefined ? `refused: ${r.refused}` : `${r.top.map((t) => `${t.code} ${Math.round(t.probability * 100)}%`).join(', ')} / ${r.triage}`;
+  return `${mark} ${r.id.padEnd(28)} expected ${expected}; got ${got}`;
+};
+const shown = values.verbose ? e.results : e.results.filter((r) => !r.top3 || !r.triageCorrect);
+if (shown.length > 0) {
+  console.log(values.verbose ? 'every case:' : 'missed at top-3, triaged otherwise, or refused:');
+  for (const r of shown) console.log(line(r));
   console.log('');
 }
-console.log(`vignettes             ${e.count} (${e.emergencies} emergencies)`);
-console.log(`top-1 accuracy        ${(e.top1 * 100).toFixed(1)}%`);
-console.log(`top-3 accuracy        ${(e.top3 * 100).toFixed(1)}%`);
-console.log(`triage accuracy       ${(e.triageAccuracy * 100).toFixed(1)}%`);
-console.log(`emergency sensitivity ${(e.emergencySensitivity * 100).toFixed(1)}%`);
-console.log(`over-triage           ${(e.overTriage * 100).toFixed(1)}% of non-emergencies called emergency`);
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+console.log(`vignettes             ${e.count} (${e.emergencies} emergencies)${values.file ? `, from ${values.file}` : ''}`);
+console.log(`top-1 accuracy        ${pct(e.top1)}`);
+console.log(`top-3 accuracy        ${pct(e.top3)}`);
+console.log(`triage accuracy       ${pct(e.triageAccuracy)}`);
+console.log(`emergency sensitivity ${pct(e.emergencySensitivity)} (${e.emergenciesUnderTriaged} emergencies under-triaged)`);
+console.log(`over-triage           ${pct(e.overTriage)} of non-emergencies called emergency; ${pct(e.minorOverTriage)} of self-care/routine called urgent or emergency`);
+console.log(`refused (422)         ${e.refused}`);
 console.log(`agents, mean per case ${e.meanMsPerCase} ms`);

@@ -16,13 +16,21 @@ export interface Vignette {
   id: string;
   description: string;
   request: DiagnosisRequest;
-  expected: { conditionCode: string; acceptable?: string[]; triage: TriageLevel };
+  /**
+   * conditionCode: a code of data/knowledge/conditions/<species>.json, or for a case written
+   * without the knowledge base, its `condition` (plain English) mapped to one; a code the
+   * knowledge base lacks simply never matches.
+   */
+  expected: { conditionCode: string; condition?: string; acceptable?: string[]; triage: TriageLevel };
 }
 
 export interface VignetteResult {
   id: string;
   expected: Vignette['expected'];
-  triage: TriageLevel;
+  /** 'refused' when the request was not accepted (the reason is in `refused`). */
+  triage: TriageLevel | 'refused';
+  /** Why the API would answer 422 to this request; the case then counts as missed. */
+  refused?: string;
   top: Array<{ code: string; probability: number }>;
   top1: boolean;
   top3: boolean;
@@ -39,15 +47,24 @@ export interface Evaluation {
   emergencies: number;
   /** Non-emergencies triaged emergency (over-triage), as a share of non-emergencies. */
   overTriage: number;
+  /** Emergencies triaged below emergency (refused ones included), as a count. */
+  emergenciesUnderTriaged: number;
+  /** Self-care and routine cases triaged urgent or emergency, as a share of them. */
+  minorOverTriage: number;
+  /** Requests the API would refuse (422). */
+  refused: number;
   meanMsPerCase: number;
   results: VignetteResult[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-export function loadVignettes(): Vignette[] {
-  return (JSON.parse(fs.readFileSync(path.join(here, 'vignettes.json'), 'utf8')) as { vignettes: Vignette[] }).vignettes;
+/** The vignettes of a file in this format (default: the tuned set beside this module). */
+export function loadVignettes(file: string = path.join(here, 'vignettes.json')): Vignette[] {
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { vignettes: Vignette[] }).vignettes;
 }
+
+const RANK: Record<TriageLevel, number> = { 'self-care': 0, routine: 1, urgent: 2, emergency: 3 };
 
 export function caseFromRequest(kb: KnowledgeBase, req: DiagnosisRequest): CaseInput {
   const { patient, patientId: _p, encounterId: _e, consultationId: _c, ...fields } = req;
@@ -62,7 +79,14 @@ export async function evaluate(kb: KnowledgeBase = loadKnowledgeBase(), vignette
   const results: VignetteResult[] = [];
   const started = performance.now();
   for (const v of vignettes) {
-    const r = await orchestrate(registry, caseFromRequest(kb, v.request));
+    let input: CaseInput;
+    try {
+      input = caseFromRequest(kb, v.request);
+    } catch (err) {
+      results.push({ id: v.id, expected: v.expected, triage: 'refused', refused: (err as Error).message, top: [], top1: false, top3: false, triageCorrect: false, warnings: [] });
+      continue;
+    }
+    const r = await orchestrate(registry, input);
     const ranked = r.outputs.differential?.differentials ?? [];
     const good = new Set([v.expected.conditionCode, ...(v.expected.acceptable ?? [])]);
     const triage = r.outputs.triage?.level ?? 'emergency';
@@ -80,6 +104,7 @@ export async function evaluate(kb: KnowledgeBase = loadKnowledgeBase(), vignette
   const share = (n: number, d: number) => (d === 0 ? 0 : Math.round((n / d) * 1000) / 1000);
   const emergencies = results.filter((r) => r.expected.triage === 'emergency');
   const others = results.filter((r) => r.expected.triage !== 'emergency');
+  const minor = results.filter((r) => RANK[r.expected.triage] <= RANK.routine);
   return {
     count: results.length,
     top1: share(results.filter((r) => r.top1).length, results.length),
@@ -88,6 +113,9 @@ export async function evaluate(kb: KnowledgeBase = loadKnowledgeBase(), vignette
     emergencySensitivity: share(emergencies.filter((r) => r.triage === 'emergency').length, emergencies.length),
     emergencies: emergencies.length,
     overTriage: share(others.filter((r) => r.triage === 'emergency').length, others.length),
+    emergenciesUnderTriaged: emergencies.filter((r) => r.triage !== 'emergency').length,
+    minorOverTriage: share(minor.filter((r) => r.triage !== 'refused' && RANK[r.triage] >= RANK.urgent).length, minor.length),
+    refused: results.filter((r) => r.triage === 'refused').length,
     meanMsPerCase: Math.round(((performance.now() - started) / Math.max(1, results.length)) * 1000) / 1000,
     results,
   };
