@@ -128,6 +128,32 @@ describe('labs agent', () => {
     const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: 5, unit: 'mmol/L' }, { analyte: 'glucose', value: 5, unit: 'furlongs' }]);
     assert.deepEqual(problems.map((p) => p.field), ['labs[1]']);
   });
+
+  it('reads a dipstick as a grade or as the concentration the strip prints, in either unit', () => {
+    const grade = (analyte: string, value: number | string, unit: string) => runLabs(kb, 'cat', [{ analyte, value, unit }]).results[0]?.valueUS;
+    const scale = kb.analytes.get('urine_glucose')!.scale!;
+    assert.equal(grade('urine_glucose', '2+', 'grade'), scale['2+']);
+    assert.equal(grade('urine_glucose', 500, 'mg/dL'), scale['2+']);
+    assert.equal(grade('urine_glucose', 28, 'mmol/L'), scale['2+']);
+    assert.equal(grade('urine_glucose', 55, 'mmol/l'), scale['3+']);
+    assert.equal(grade('urine_glucose', 111, 'mmol/L'), scale['4+']);
+    assert.equal(grade('urine_glucose', 3000, 'mg/dL'), scale['4+']);
+    assert.equal(grade('urine_glucose', 0, 'mmol/L'), scale.negative);
+    // Between two blocks: the one it reaches; under the lowest: the lowest positive grade.
+    assert.equal(grade('urine_ketones', 60, 'mg/dL'), scale['2+']);
+    assert.equal(grade('urine_protein', 10, 'mg/dL'), scale.trace);
+    assert.equal(grade('urine_protein', 1, 'g/L'), scale['2+']);
+    const glucosuria = runLabs(kb, 'dog', [{ analyte: 'urine_glucose', value: 1000, unit: 'mg/dL' }]);
+    assert.ok(has(glucosuria.findings, 'glucosuria', true));
+    // A number in a unit no strip prints, or a negative one, is still a clear problem on its field.
+    const problems = labUnitProblems(kb, [
+      { analyte: 'urine_glucose', value: 500, unit: 'mg/dL' },
+      { analyte: 'urine_glucose', value: 500, unit: 'g/L' },
+      { analyte: 'urine_ketones', value: -1, unit: 'mmol/L' },
+    ]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[1]', 'labs[2]']);
+    assert.match(problems[0]!.problem, /printed concentration in mg\/dL or mmol\/L/);
+  });
 });
 
 describe('plan agent safety checks', () => {

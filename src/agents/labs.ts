@@ -24,19 +24,32 @@ export function normaliseUnit(unit: string): string {
     .replace(/^\((ratio)\)$/, '');
 }
 
-function ordinal(analyte: Analyte, value: number | string): number | null {
-  if (analyte.scale === undefined) return null;
+function ordinal(analyte: Analyte, value: number | string, unit: string): number | null {
+  const scale = analyte.scale;
+  if (scale === undefined) return null;
+  // A strip's printed concentration ("500 mg/dL"): the grade of the highest block it reaches.
+  const pads = typeof value === 'number' && Number.isFinite(value) ? analyte.pads?.find((p) => normaliseUnit(p.unit) === normaliseUnit(unit)) : undefined;
+  if (pads !== undefined) {
+    const v = value as number;
+    if (v < 0) return null;
+    if (v === 0) return scale.negative ?? null;
+    let grade: number | null = null;
+    for (const [name, block] of Object.entries(pads.grades)) if (v >= block * 0.999 && scale[name] !== undefined && (grade === null || scale[name] > grade)) grade = scale[name];
+    // Above zero but under the lowest printed block: the lowest positive grade.
+    return grade ?? Math.min(...Object.values(scale).filter((n) => n > (scale.negative ?? 0)));
+  }
   const key = String(value).trim().toLowerCase().replace(/\s+/g, '');
-  for (const [grade, n] of Object.entries(analyte.scale)) if (grade.toLowerCase() === key) return n;
-  if (typeof value === 'number' && Object.values(analyte.scale).includes(value)) return value;
+  for (const [grade, n] of Object.entries(scale)) if (grade.toLowerCase() === key) return n;
+  if (typeof value === 'number' && Object.values(scale).includes(value)) return value;
   return null;
 }
 
 /** The value in US units, or why it cannot be converted. */
 export function toUS(analyte: Analyte, lab: Pick<CaseLab, 'value' | 'unit'>): { value: number } | { problem: string } {
   if (analyte.scale !== undefined) {
-    const n = ordinal(analyte, lab.value);
-    return n === null ? { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}` } : { value: n };
+    const n = ordinal(analyte, lab.value, lab.unit);
+    const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
+    return n === null ? { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}${printed}` } : { value: n };
   }
   if (typeof lab.value !== 'number' || !Number.isFinite(lab.value)) return { problem: `a ${analyte.name} result must be a number` };
   const unit = normaliseUnit(lab.unit);

@@ -21,7 +21,7 @@ export const Vitals = Type.Object(
 export const LabValue = Type.Object(
   {
     analyte: Type.String({ pattern: '^[a-z0-9_]{1,40}$', description: 'Lower-case analyte key, e.g. glucose, creatinine, usg' }),
-    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number, or a dipstick grade such as "2+"' }),
+    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number, or a dipstick grade such as "2+" (a dipstick may also be given as the concentration its strip prints, e.g. 500 with unit mg/dL)' }),
     unit: Type.String({ maxLength: 20, description: 'US or SI unit; empty for unitless values such as usg' }),
   },
   Strict,

@@ -61,6 +61,12 @@ export const Analyte = Type.Object({
   derivedFindings: Type.Optional(Type.Object({ low: Type.Optional(Type.String()), high: Type.Optional(Type.String()) })),
   bands: Type.Optional(Type.Array(Type.Object({ min: Type.Number(), max: Type.Number(), finding: Type.String() }))),
   scale: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  /**
+   * Semi-quantitative strips that print a concentration per colour block: for each unit, the
+   * concentration of each grade's block (a grade of `scale`). A reading maps to the highest grade
+   * whose block it reaches; 0 is negative.
+   */
+  pads: Type.Optional(Type.Array(Type.Object({ unit: Type.String(), grades: Type.Record(Type.String(), Type.Number({ exclusiveMinimum: 0 })), ...Sourced }))),
 });
 export type Analyte = Static<typeof Analyte>;
 export const LabsFile = Type.Object({ ...Versioned, analytes: Type.Array(Analyte, { minItems: 1 }) });
