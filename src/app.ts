@@ -239,6 +239,7 @@ export function openCheckpointer(config: Config, store: SqlClinicalStore, logger
     store: checkpointStore,
     signingKey: signingKeyFrom(c.signingKey),
     heads: () => store.auditHeads(),
+    onAnchored: (heads) => store.auditAnchored(heads),
     intervalSeconds: c.intervalSeconds,
     onWritten: (name) => {
       metrics?.auditCheckpoint('written');

@@ -67,6 +67,39 @@ describe('audit checkpoint configuration', () => {
   });
 });
 
+describe('closed chains in checkpoints', () => {
+  const key = generateKeyPairSync('ed25519');
+  const H = (c: string) => c.repeat(64);
+  /** One writer's checkpoints with the given heads, in order. */
+  const run = (heads: CheckpointBody['heads'][]) => {
+    const writer = uuidv7();
+    let prev: string | null = null;
+    return heads.map((h, i) => {
+      const body: CheckpointBody = { format: CHECKPOINT_FORMAT, writer, host: 'test:1', seq: i + 1, prev, time: new Date().toISOString(), intervalSeconds: 60, final: i === heads.length - 1, heads: h };
+      prev = bodyDigest(body);
+      return { name: checkpointName(writer, i + 1), text: JSON.stringify(signCheckpoint(body, key.privateKey)) };
+    });
+  };
+  const [a, b] = [uuidv7(), uuidv7()];
+
+  it('a chain signed closed may leave later checkpoints and stays anchored by the last one naming it', () => {
+    const checked = verifyCheckpoints(run([[{ chain: a, seq: 5, hash: H('a'), closed: true }, { chain: b, seq: 1, hash: H('b') }], [{ chain: b, seq: 2, hash: H('c') }]]), key.publicKey);
+    assert.equal(checked.ok, true, checked.failure?.reason);
+    assert.deepEqual(checked.anchors.get(a), { seq: 5, hash: H('a'), checkpoint: checked.anchors.get(a)!.checkpoint });
+    assert.match(checked.anchors.get(a)!.checkpoint, /000000000001\.json/);
+    assert.equal(checked.anchors.get(b)!.seq, 2);
+  });
+
+  it('an open chain left out, or a closed one that grows or reopens, fails', () => {
+    const dropped = verifyCheckpoints(run([[{ chain: a, seq: 5, hash: H('a') }], []]), key.publicKey);
+    assert.match(dropped.failure!.reason, /drops chain/);
+    const grown = verifyCheckpoints(run([[{ chain: a, seq: 5, hash: H('a'), closed: true }], [{ chain: a, seq: 6, hash: H('b'), closed: true }]]), key.publicKey);
+    assert.match(grown.failure!.reason, /grows or reopens/);
+    const reopened = verifyCheckpoints(run([[{ chain: a, seq: 5, hash: H('a'), closed: true }], [{ chain: a, seq: 5, hash: H('a') }]]), key.publicKey);
+    assert.match(reopened.failure!.reason, /grows or reopens/);
+  });
+});
+
 describe('rotating the audit signing key', () => {
   const oldKey = generateKeyPairSync('ed25519');
   const newKey = generateKeyPairSync('ed25519');
@@ -184,6 +217,39 @@ describe('the running service checkpoints on a timer and at shutdown', () => {
     assert.equal(checked.ok, true, JSON.stringify(checked.failure));
     assert.equal((await verifyAuditChains(db, checked.anchors)).ok, true);
     await assert.rejects(real.create(stored[0]!.name, 'x'), CheckpointExistsError);
+    await db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a connection starts a new chain after the chain length (bounding the head row\'s versions under a long snapshot); a finished chain leaves the heads once a checkpoint signed its last head', async () => {
+    const db = await PgliteExecutor.open();
+    await migrate(db);
+    const store = new SqlClinicalStore(db, 'rotate-test', undefined, 3);
+    const key = issueKey();
+    const clinic = await store.createClinic('Rotate', key);
+    const ctx = { principal: { clinicId: clinic!.clinicId, keyId: key.id, role: 'admin' as const }, requestId: 'r', sourceIp: null };
+    const event = () => ({ action: 'read' as const, entityType: 'owner' as const, entityId: uuidv7(), outcome: 'success' as const });
+    for (let i = 0; i < 7; i++) await store.inClinic(ctx, (tx) => tx.audit(event()));
+    const ours = async () => (await db.query<{ chain_id: string; head_seq: string | number }>('SELECT chain_id, head_seq FROM audit_chains WHERE writer = $1 ORDER BY chain_id', ['rotate-test'])).map((r) => Number(r.head_seq));
+    assert.deepEqual(await ours(), [3, 3, 1], 'seven events in three chains of at most three');
+    assert.deepEqual(store.auditHeads().map((h) => h.seq), [3, 3, 1], 'every chain is signed until a checkpoint has its last head');
+    const dir = tmp('cp');
+    const checkpointer = new Checkpointer({ store: new FsCheckpointStore(dir), signingKey: parseSigningKey(SECRET), heads: () => store.auditHeads(), onAnchored: (h) => store.auditAnchored(h), intervalSeconds: 60 });
+    assert.equal(await checkpointer.checkpoint(), true);
+    assert.deepEqual(store.auditHeads().map((h) => h.seq), [1], 'the two finished chains were signed at their last heads: only the live one is left');
+    // A transaction stays on its chain past the length; the next one starts a new chain.
+    await store.inClinic(ctx, async (tx) => {
+      for (let i = 0; i < 4; i++) await tx.audit(event());
+    });
+    await store.inClinic(ctx, (tx) => tx.audit(event()));
+    assert.deepEqual((await ours()).sort(), [1, 3, 3, 5]);
+    assert.deepEqual(store.auditHeads().map((h) => h.seq), [5, 1]);
+    assert.equal(await checkpointer.checkpoint(), true);
+    assert.deepEqual(store.auditHeads().map((h) => h.seq), [1]);
+    const checked = verifyCheckpoints(await new FsCheckpointStore(dir).list(), parseSigningKey(SECRET));
+    assert.equal(checked.ok, true, JSON.stringify(checked.failure));
+    const verified = await verifyAuditChains(db, checked.anchors);
+    assert.equal(verified.ok, true, JSON.stringify(verified));
     await db.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -27,8 +27,12 @@ export interface CheckpointBody {
   intervalSeconds: number;
   /** Written at graceful shutdown: no checkpoint of this writer follows. */
   final: boolean;
-  /** Every chain this writer committed to, sorted by chain id. */
-  heads: { chain: string; seq: number; hash: string }[];
+  /**
+   * Every chain this writer committed to, sorted by chain id, until a checkpoint has signed it
+   * `closed`: its connection moved on to a new chain and this is its last head, so the next
+   * checkpoint may leave it out (and keeps it anchored here).
+   */
+  heads: { chain: string; seq: number; hash: string; closed?: true }[];
 }
 
 export interface SignedCheckpoint {
@@ -109,7 +113,7 @@ export function signCheckpoint(body: CheckpointBody, key: KeyObject): SignedChec
 }
 
 export function sortedHeads(heads: ChainHead[]): CheckpointBody['heads'] {
-  return heads.map((h) => ({ chain: h.chainId, seq: h.seq, hash: h.hash })).sort((a, b) => (a.chain < b.chain ? -1 : a.chain > b.chain ? 1 : 0));
+  return heads.map((h) => (h.closed === true ? { chain: h.chainId, seq: h.seq, hash: h.hash, closed: true as const } : { chain: h.chainId, seq: h.seq, hash: h.hash })).sort((a, b) => (a.chain < b.chain ? -1 : a.chain > b.chain ? 1 : 0));
 }
 
 /** A checkpoint as read back from the store: its name there and its bytes. */
@@ -150,7 +154,7 @@ function wellFormed(value: unknown): value is SignedCheckpoint {
     Number.isSafeInteger(b.intervalSeconds) &&
     typeof b.final === 'boolean' &&
     Array.isArray(b.heads) &&
-    b.heads.every((h) => typeof h?.chain === 'string' && Number.isSafeInteger(h.seq) && typeof h.hash === 'string' && HEX64.test(h.hash))
+    b.heads.every((h) => typeof h?.chain === 'string' && Number.isSafeInteger(h.seq) && typeof h.hash === 'string' && HEX64.test(h.hash) && (h.closed === undefined || h.closed === true))
   );
 }
 
@@ -212,14 +216,19 @@ export function verifyCheckpoints(stored: StoredCheckpoint[], publicKeys: KeyObj
         const current = new Map(b.heads.map((h) => [h.chain, h]));
         for (const h of p.heads) {
           const later = current.get(h.chain);
-          if (later === undefined) return fail(entry.name, `drops chain ${h.chain}, which checkpoint #${p.seq} of its writer signed`);
+          if (later === undefined) {
+            if (h.closed === true) continue;
+            return fail(entry.name, `drops chain ${h.chain}, which checkpoint #${p.seq} of its writer signed`);
+          }
           if (later.seq < h.seq || (later.seq === h.seq && later.hash !== h.hash)) return fail(entry.name, `chain ${h.chain} goes back from seq ${h.seq} to ${later.seq} (or changes its hash) since checkpoint #${p.seq}`);
+          if (h.closed === true && (later.seq !== h.seq || later.closed !== true)) return fail(entry.name, `chain ${h.chain} grows or reopens after checkpoint #${p.seq} signed it closed at seq ${h.seq}`);
         }
       }
+      // A chain is anchored by the last checkpoint that names it (a closed one drops out of later ones).
+      for (const h of b.heads) anchors.set(h.chain, { seq: h.seq, hash: h.hash, checkpoint: `checkpoint ${entry.name}` });
       previous = entry;
     }
     const last = previous!;
-    for (const h of last.c.body.heads) anchors.set(h.chain, { seq: h.seq, hash: h.hash, checkpoint: `checkpoint ${last.name}` });
     const b = last.c.body;
     const staleMs = now.getTime() - Date.parse(b.time) - 2 * b.intervalSeconds * 1000;
     if (!b.final && staleMs > 0) {

@@ -22,6 +22,8 @@ export interface CheckpointerOptions {
   onError?: (err: unknown, name: string) => void;
   /** Called with each written checkpoint's name. */
   onWritten?: (name: string) => void;
+  /** Called with the heads a written checkpoint signed (AuditWriter.anchored). */
+  onAnchored?: (heads: ChainHead[]) => void;
   /** For tests: a fixed writer id. */
   writer?: string;
 }
@@ -90,6 +92,7 @@ export class Checkpointer {
         await this.opts.store.create(name, `${JSON.stringify(signCheckpoint(body, this.opts.signingKey))}\n`);
         this.advance(body);
         this.opts.onWritten?.(name);
+        this.opts.onAnchored?.(body.heads.map((h) => ({ chainId: h.chain, seq: h.seq, hash: h.hash, ...(h.closed === true ? { closed: true as const } : {}) })));
         return true;
       } catch (err) {
         if (!(err instanceof CheckpointExistsError)) {

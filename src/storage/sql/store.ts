@@ -304,8 +304,10 @@ export class SqlClinicalStore implements ClinicalStore {
     private readonly db: SqlExecutor,
     writerName: string,
     private readonly onRecordRead?: RecordReadObserver,
+    /** Events per audit chain (AuditWriter; smaller in tests). */
+    auditChainLength?: number,
   ) {
-    this.auditWriter = new AuditWriter(writerName);
+    this.auditWriter = new AuditWriter(writerName, auditChainLength);
   }
 
   get kind(): 'postgres' | 'pglite' {
@@ -339,6 +341,11 @@ export class SqlClinicalStore implements ClinicalStore {
   /** The heads of the audit chains this store has committed (what the checkpoints sign). */
   auditHeads(): ChainHead[] {
     return this.auditWriter.heads();
+  }
+
+  /** A checkpoint landed with these heads (lets finished chains leave the next ones). */
+  auditAnchored(heads: readonly ChainHead[]): void {
+    this.auditWriter.anchored(heads);
   }
 
   ping(): Promise<void> {
