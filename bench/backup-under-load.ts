@@ -1,10 +1,10 @@
 /**
- * npm run build && npx tsx bench/backup-under-load.ts --database-url URL --api-key KEY [--rate 300] [--window 10]
+ * npm run build && npx tsx bench/backup-under-load.ts --database-url URL --api-key KEY [--rate 300] [--window 10] [--nice N]
  *
  * What a running backup costs the service: POST /v1/diagnoses at a constant offered rate (open
  * loop, every body a different case) against a seeded PostgreSQL database (bench/seed.ts), in
  * back-to-back windows of --window seconds: two windows before, then `agenticpet backup create`
- * (the built CLI, into a temporary directory) started at the beginning of the third window and
+ * (the built CLI, into a temporary directory; --nice is passed to it, default its own) started at the beginning of the third window and
  * windows measured until it has finished, then two windows after. Prints each window (achieved
  * rate, p50/p99/max, errors, whether the backup was running throughout) and p99 and the rate during
  * the backup beside those before and after. The backup's own time and size are printed too.
@@ -32,6 +32,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string', default: '300' },
     window: { type: 'string', default: '10' },
     workers: { type: 'string' },
+    nice: { type: 'string' },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });
@@ -53,7 +54,7 @@ interface Backup {
 function startBackup(): Backup {
   const t0 = performance.now();
   let running = true;
-  const child = spawn(process.execPath, [path.join(root, 'dist/cli.js'), 'backup', 'create', '--to', `file://${backupDir}`], {
+  const child = spawn(process.execPath, [path.join(root, 'dist/cli.js'), 'backup', 'create', '--to', `file://${backupDir}`, ...(flags.nice === undefined ? [] : ['--nice', flags.nice])], {
     env: { ...process.env, DATABASE_URL: flags['database-url'], LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -105,6 +106,7 @@ try {
   const out = { before: summary('before'), backup: summary('backup'), after: summary('after') };
   const size = dirBytes(backupDir);
   console.log(`\nbackup create: ${result.seconds.toFixed(1)} s, ${(size / 2 ** 20).toFixed(1)} MiB`);
+  for (const line of result.output.trim().split("\n")) console.log(`  (cli) ${line}`);
   for (const [k, s] of Object.entries(out)) console.log(`${k.padEnd(7)} ${s.windows} windows: ${s.achievedRps} req/s, mean p50 ${s.p50} ms, worst window p99 ${s.worstP99} ms, ${s.errors} errors`);
   const file = writeJson(root, 'backup-under-load', startedAt, { startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), gitCommit: gitCommit(root), machine: machine(), flags: { rate, windowSec, workers: flags.workers ?? null }, server: svc.server, backup: { seconds: result.seconds, bytes: size }, summary: out, windows: rows });
   console.log(`written ${path.relative(root, file)}`);

@@ -19,6 +19,8 @@ export interface CreateOptions {
   /** Rows per FETCH (default 1000). */
   fetchRows?: number;
   now?: () => Date;
+  /** Told the process id of the PostgreSQL server process that reads the snapshot (to lower its priority). */
+  onServerPid?: (pid: number) => void;
 }
 
 const CURSOR = 'agenticpet_backup_rows';
@@ -92,6 +94,10 @@ export async function createBackup(db: SqlExecutor, target: BackupTarget, opts: 
       const version = await schemaVersion(tx);
       if (version === null) throw new BackupError('the database has never been migrated: there is nothing to back up');
       const [server] = await tx.query<{ v: string }>('SELECT version() AS v');
+      if (opts.onServerPid !== undefined && db.kind === 'postgres') {
+        const [backend] = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        opts.onServerPid(backend!.pid);
+      }
       const heads = await tx.query<{ chain_id: string; head_seq: string | number; head_hash: string }>('SELECT chain_id, head_seq, head_hash FROM audit_chains ORDER BY chain_id');
       const seqs = [];
       for (const name of await sequences(tx)) {
