@@ -439,6 +439,8 @@ describe('backup and restore across engines (PostgreSQL)', { skip: pgSkip }, () 
     assert.equal(created.code, 0, created.stderr);
     const id = /Backup (\S+) written/.exec(created.stdout)![1]!;
     assert.match(created.stdout, /encrypted \(key [0-9a-f]{16}\)/);
+    // It yields the CPU to a service beside it, and lowers the local server process reading the snapshot when it may.
+    assert.match(created.stderr, /ran at niceness 19; its database server process \d+ (too|could not be lowered)/);
     const listed = await cli(['backup', 'list'], env);
     assert.match(listed.stdout, new RegExp(`${id} .* postgres  schema ${MIGRATIONS.at(-1)!.version} .*\\(6 diagnoses\\).*encrypted`));
     assert.match((await cli(['backup', 'verify', id], env)).stdout, /is intact: .*every part decrypts/);
@@ -457,6 +459,9 @@ describe('backup and restore across engines (PostgreSQL)', { skip: pgSkip }, () 
     const stray = await cli(['backup', 'create', '--from', dir], env);
     assert.equal(stray.code, 2);
     assert.match(stray.stderr, /backup create does not take --from/);
+    const badNice = await cli(['backup', 'create', '--nice', '25'], env);
+    assert.equal(badNice.code, 2);
+    assert.match(badNice.stderr, /--nice takes a whole number from 0 to 19, not 25/);
   });
 });
 
