@@ -126,7 +126,26 @@ describe('labs agent', () => {
 
   it('names the field of a known analyte in a unit that cannot be converted', () => {
     const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: 5, unit: 'mmol/L' }, { analyte: 'glucose', value: 5, unit: 'furlongs' }]);
-    assert.deepEqual(problems.map((p) => p.field), ['labs[1]']);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[1].unit']);
+  });
+
+  it('reads a unitless result without a unit and a number sent as a string; names value or unit when it cannot', () => {
+    const out = runLabs(kb, 'dog', [
+      { analyte: 'usg', value: 1.008 },
+      { analyte: 'creatinine', value: '3.1', unit: 'mg/dL' },
+      { analyte: 'urine_protein', value: '2+' },
+    ]);
+    assert.deepEqual(out.notInterpreted, []);
+    assert.deepEqual(out.results.map((r) => [r.analyte, r.valueUS]), [['usg', 1.008], ['creatinine', 3.1], ['urine_protein', kb.analytes.get('urine_protein')!.scale!['2+']]]);
+    assert.ok(has(out.findings, 'azotemia', true));
+    const problems = labUnitProblems(kb, [
+      { analyte: 'creatinine', value: 'high', unit: 'mg/dL' },
+      { analyte: 'creatinine', value: 3.1 },
+      { analyte: 'usg', value: 'clear', unit: '' },
+      { analyte: 'usg', value: 1.02, unit: '' },
+    ]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].value']);
+    assert.match(problems[1]!.problem, /needs its unit: mg\/dL or [µu]mol\/L/);
   });
 
   it('reads a dipstick as a grade or as the concentration the strip prints, in either unit', () => {
@@ -151,7 +170,7 @@ describe('labs agent', () => {
       { analyte: 'urine_glucose', value: 500, unit: 'g/L' },
       { analyte: 'urine_ketones', value: -1, unit: 'mmol/L' },
     ]);
-    assert.deepEqual(problems.map((p) => p.field), ['labs[1]', 'labs[2]']);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[1].unit', 'labs[2].value']);
     assert.match(problems[0]!.problem, /printed concentration in mg\/dL or mmol\/L/);
   });
 });

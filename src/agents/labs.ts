@@ -44,20 +44,33 @@ function ordinal(analyte: Analyte, value: number | string, unit: string): number
   return null;
 }
 
-/** The value in US units, or why it cannot be converted. */
-export function toUS(analyte: Analyte, lab: Pick<CaseLab, 'value' | 'unit'>): { value: number } | { problem: string } {
+/** A number, or a string that is one ("1.012" as a laboratory system may send it); else NaN. */
+function numeric(value: number | string): number {
+  if (typeof value === 'number') return value;
+  return /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : Number.NaN;
+}
+
+/** The value in US units, or why it cannot be converted and which field is at fault. */
+export function toUS(analyte: Analyte, lab: Pick<CaseLab, 'value' | 'unit'>): { value: number } | { problem: string; field: 'value' | 'unit' } {
+  const given = lab.unit ?? '';
   if (analyte.scale !== undefined) {
-    const n = ordinal(analyte, lab.value, lab.unit);
+    const n = ordinal(analyte, typeof lab.value === 'string' && given !== '' && Number.isFinite(numeric(lab.value)) ? numeric(lab.value) : lab.value, given);
     const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
-    return n === null ? { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}${printed}` } : { value: n };
+    if (n !== null) return { value: n };
+    // A number in a unit no strip of this pad prints is the unit's fault; anything else the value's.
+    const unitAtFault = Number.isFinite(numeric(lab.value)) && given.trim() !== '' && !analyte.pads?.some((p) => normaliseUnit(p.unit) === normaliseUnit(given));
+    return { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}${printed}`, field: unitAtFault && analyte.pads !== undefined ? 'unit' : 'value' };
   }
-  if (typeof lab.value !== 'number' || !Number.isFinite(lab.value)) return { problem: `a ${analyte.name} result must be a number` };
-  const unit = normaliseUnit(lab.unit);
+  const value = numeric(lab.value);
+  if (!Number.isFinite(value)) return { problem: `a ${analyte.name} result must be a number`, field: 'value' };
+  const unit = normaliseUnit(given);
   const us = normaliseUnit(analyte.unitUS);
   const si = normaliseUnit(analyte.unitSI);
-  if (unit === us || (unit === '' && us === '')) return { value: lab.value };
-  if (unit === si && analyte.siFactor !== null) return { value: lab.value / analyte.siFactor };
-  return { problem: `unit "${lab.unit}" cannot be converted for ${analyte.analyte}; use ${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}` };
+  const use = `${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}`;
+  if (unit === us) return { value };
+  if (unit === si && analyte.siFactor !== null) return { value: value / analyte.siFactor };
+  if (given.trim() === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
+  return { problem: `unit "${given}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
 }
 
 /** Units that cannot be converted, as field problems; checked before any agent runs. */
@@ -67,7 +80,7 @@ export function labUnitProblems(kb: KnowledgeBase, labs: CaseLab[]): Array<{ fie
     const analyte = kb.analytes.get(lab.analyte);
     if (analyte === undefined) return;
     const converted = toUS(analyte, lab);
-    if ('problem' in converted) problems.push({ field: `labs[${i}]`, problem: converted.problem });
+    if ('problem' in converted) problems.push({ field: `labs[${i}].${converted.field}`, problem: converted.problem });
   });
   return problems;
 }
@@ -98,15 +111,15 @@ export function runLabs(kb: KnowledgeBase, species: KbSpecies, labs: CaseLab[]):
       analyte: analyte.analyte,
       name: analyte.name,
       value: lab.value,
-      unit: lab.unit,
+      unit: lab.unit ?? '',
       valueUS: Math.round(v * 1000) / 1000,
       flag,
       interval: { low: interval.low, high: interval.high, unit: analyte.unitUS, source: interval.source ?? `estimate: ${interval.basis ?? ''}` },
       ...(lab.observationId ? { observationId: lab.observationId } : {}),
     });
     const source: EvidenceRef = lab.observationId
-      ? { kind: 'observation', ref: lab.observationId, value: lab.value, unit: lab.unit }
-      : { kind: 'lab', ref: analyte.analyte, value: lab.value, unit: lab.unit };
+      ? { kind: 'observation', ref: lab.observationId, value: lab.value, unit: lab.unit ?? '' }
+      : { kind: 'lab', ref: analyte.analyte, value: lab.value, unit: lab.unit ?? '' };
     const derived = flag === 'low' ? analyte.derivedFindings?.low : flag === 'high' ? analyte.derivedFindings?.high : undefined;
     if (derived !== undefined) findings.push({ code: derived, present: true, source });
     for (const band of analyte.bands ?? []) if (v >= band.min && v <= band.max) findings.push({ code: band.finding, present: true, source });

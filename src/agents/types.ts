@@ -33,7 +33,8 @@ export interface CaseVitals {
 export interface CaseLab {
   analyte: string;
   value: number | string;
-  unit: string;
+  /** Absent (or empty) for unitless results (usg) and dipstick grades. */
+  unit?: string;
   /** Observation id when the value came from a stored observation. */
   observationId?: string;
 }

@@ -21,8 +21,8 @@ export const Vitals = Type.Object(
 export const LabValue = Type.Object(
   {
     analyte: Type.String({ pattern: '^[a-z0-9_]{1,40}$', description: 'Lower-case analyte key, e.g. glucose, creatinine, usg' }),
-    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number, or a dipstick grade such as "2+" (a dipstick may also be given as the concentration its strip prints, e.g. 500 with unit mg/dL)' }),
-    unit: Type.String({ maxLength: 20, description: 'US or SI unit; empty for unitless values such as usg' }),
+    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number (or a string holding one, e.g. "1.012"), or a dipstick grade such as "2+" (a dipstick may also be given as the concentration its strip prints, e.g. 500 with unit mg/dL)' }),
+    unit: Type.Optional(Type.String({ maxLength: 20, description: 'US or SI unit; omit (or leave empty) for unitless values such as usg and for dipstick grades. A value that cannot be read, or a unit that cannot be converted, is a 422 whose field names labs[i].value or labs[i].unit' })),
   },
   Strict,
 );

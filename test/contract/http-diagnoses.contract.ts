@@ -148,6 +148,8 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       const cases: Array<[Record<string, unknown>, RegExp]> = [
         [{ ...GDV, patient: { ...GDV.patient, species: 'rabbit' } }, /patient\.species/],
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 5, unit: 'furlongs' }] }, /labs\[0\]\.unit/],
+        [{ ...GDV, labs: [{ analyte: 'glucose', value: 'high', unit: 'mg/dL' }] }, /labs\[0\]\.value/],
+        [{ ...GDV, labs: [{ analyte: 'glucose', value: 250 }] }, /labs\[0\]\.unit/],
         [{ ...GDV, signs: ['not_a_finding'] }, /signs\[0\]/],
         [{ ...GDV, treatments: ['unobtainium'] }, /treatments\[0\]/],
       ];
@@ -157,6 +159,8 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         assert.match(String(res.json().field), field);
       }
       assert.equal((await api('POST', '/v1/diagnoses', { body: { complaint: 'x' } })).statusCode, 400, 'a patient is required');
+      const unitless = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: 'usg', value: 1.03 }, { analyte: 'urine_ketones', value: 'trace' }, { analyte: 'lactate', value: '6.8', unit: 'mmol/L' }] } });
+      assert.equal(unitless.statusCode, 201, `usg and a dipstick grade need no unit; a number may come as a string: ${unitless.body}`);
       assert.equal((await api('POST', '/v1/diagnoses', { body: { ...GDV, vitals: { heartRate: 'fast' } } })).statusCode, 400);
     });
 

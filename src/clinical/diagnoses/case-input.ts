@@ -34,7 +34,7 @@ export function checkCaseFields(kb: KnowledgeBase, f: CaseFieldsInput, prefix = 
     if (!kb.drugs.has(code)) throw new UnprocessableError('unknown-drug', `${prefix}treatments[${i}] "${code}" is not a drug in the knowledge base`, { field: `${prefix}treatments[${i}]` });
   });
   const problems = labUnitProblems(kb, (f.labs ?? []) as CaseLab[]);
-  if (problems.length > 0) throw new UnprocessableError('unconvertible-unit', `${prefix}${problems[0]!.field}: ${problems[0]!.problem}`, { field: `${prefix}${problems[0]!.field}.unit` });
+  if (problems.length > 0) throw new UnprocessableError('unconvertible-unit', `${prefix}${problems[0]!.field}: ${problems[0]!.problem}`, { field: `${prefix}${problems[0]!.field}` });
 }
 
 export function checkSpecies(kb: KnowledgeBase, species: string, field: string): 'dog' | 'cat' {
