@@ -21,14 +21,14 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import { loadVignettes } from './lib/fixtures.js';
-import { BENCH_RATE_LIMIT_ENV } from './lib/service.js';
+import { BENCH_RATE_LIMIT_ENV, DEFAULT_PG_ADMIN_URL } from './lib/service.js';
 import { mulberry32, pick } from './lib/prng.js';
 import { signalmentTemplate, varied } from './lib/vary.js';
 
 const { values } = parseArgs({
   options: {
     requests: { type: 'string', default: '500' },
-    'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'pg-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });

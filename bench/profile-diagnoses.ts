@@ -21,7 +21,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import { loadVignettes } from './lib/fixtures.js';
-import { BENCH_RATE_LIMIT_ENV } from './lib/service.js';
+import { BENCH_RATE_LIMIT_ENV, DEFAULT_PG_ADMIN_URL } from './lib/service.js';
 import { mulberry32, pick } from './lib/prng.js';
 
 const { values } = parseArgs({
@@ -30,7 +30,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '3000' },
     concurrency: { type: 'string', default: '32' },
     'cpu-prof': { type: 'boolean', default: false },
-    'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'pg-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });

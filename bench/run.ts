@@ -19,7 +19,7 @@ import type { Job, Measured } from './lib/jobs.js';
 import { LoadGenerator } from './lib/loadgen.js';
 import { seedFor } from './lib/prng.js';
 import { formatNotes, formatTable, gitCommit, machine, rowOf, writeJson, type Row } from './lib/report.js';
-import { BenchService, type Mode } from './lib/service.js';
+import { BenchService, DEFAULT_PG_ADMIN_URL, type Mode } from './lib/service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -33,7 +33,8 @@ const USAGE = `Usage: npm run bench -- [flags]   (or: npm run build && npx tsx b
   --database-url URL              postgres mode against this existing, seeded database (not created, not dropped)
   --api-key KEY                   API key of a clinic in that database (required with --database-url)
   --pg-url URL                    admin connection used to create/drop the bench database
-                                  (default $AGENTICPET_BENCH_PG_URL or postgres://postgres@127.0.0.1:5432/postgres)
+                                  (default $AGENTICPET_BENCH_PG_URL, else the local Unix socket
+                                  /var/run/postgresql if present, else postgres://postgres@127.0.0.1:5432/postgres)
   --redis-url URL                 (default $AGENTICPET_BENCH_REDIS_URL or redis://127.0.0.1:6379)
   --warmup S                      closed-loop warm-up per scenario, then open-loop healthz for max(3, S) s (default 1; 0: none)
   --grace S                       open loop: wait at most S for outstanding responses (default 3)
@@ -52,7 +53,7 @@ const { values: flags } = parseArgs({
     workers: { type: 'string' },
     'database-url': { type: 'string' },
     'api-key': { type: 'string' },
-    'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'pg-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     warmup: { type: 'string', default: '1' },
     grace: { type: 'string', default: '3' },

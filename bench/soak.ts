@@ -18,7 +18,7 @@ import type { Job, Measured } from './lib/jobs.js';
 import { LoadGenerator } from './lib/loadgen.js';
 import { seedFor } from './lib/prng.js';
 import { gitCommit, machine, writeJson } from './lib/report.js';
-import { BenchService, type Mode } from './lib/service.js';
+import { BenchService, DEFAULT_PG_ADMIN_URL, type Mode } from './lib/service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
@@ -28,7 +28,7 @@ const { values: flags } = parseArgs({
     mode: { type: 'string', default: 'postgres' },
     workers: { type: 'string' },
     pool: { type: 'string', default: '256' },
-    'pg-url': { type: 'string', default: process.env.AGENTICPET_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'pg-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });

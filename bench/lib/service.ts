@@ -36,6 +36,18 @@ export interface Service {
 }
 
 /** Per minute, per key and per clinic: never reached by a bench run (the largest the config accepts). */
+/**
+ * The admin connection the benches create and drop their databases through, and so the service's
+ * DATABASE_URL: $AGENTICPET_BENCH_PG_URL, else the local server's Unix-domain socket when it has
+ * one (Debian's /var/run/postgresql), else TCP on 127.0.0.1. A socket costs both ends less than
+ * loopback TCP per round trip (bench/profile-diagnoses.ts on 2026-12-07, two alternating pairs:
+ * Node CPU 1.70 and 1.63 ms per diagnosis over TCP, 1.55 and 1.52 over the socket; PostgreSQL
+ * 0.41 and 0.39 against 0.37 and 0.35 ms).
+ */
+export const PG_SOCKET_DIR = '/var/run/postgresql';
+export const DEFAULT_PG_ADMIN_URL =
+  process.env.AGENTICPET_BENCH_PG_URL ?? (fs.existsSync(path.join(PG_SOCKET_DIR, '.s.PGSQL.5432')) ? `postgres://postgres@${encodeURIComponent(PG_SOCKET_DIR)}/postgres` : 'postgres://postgres@127.0.0.1:5432/postgres');
+
 export const BENCH_RATE_LIMIT_PER_MIN = 1_000_000_000;
 
 /** The rate-limit settings every bench gives the service: on (so measured) but never reached. */
