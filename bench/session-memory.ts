@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
-import { newSessionId } from '../src/clinical/diagnoses/diagnoses.js';
+import { newSessionId } from '../src/clinical/ids.js';
 import type { SessionStore, SessionWrite } from '../src/clinical/sessions.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { toJson } from '../src/storage/sessions/encoding.js';

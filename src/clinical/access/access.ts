@@ -1,6 +1,6 @@
 /** API keys (authentication), clinics, and reading the audit trail. */
 import { createHash, randomBytes } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../ids.js';
 import { NotFoundError, UnauthorizedError } from '../errors.js';
 import { KeyCache, type CacheMetrics } from './key-cache.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';

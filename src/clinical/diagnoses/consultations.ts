@@ -5,7 +5,8 @@
  */
 import { checkCaseFields, type PatientFacts } from './case-input.js';
 import type { ConsultationInputs, ConsultationRequest } from '../../contract/diagnosis-schemas.js';
-import { newSessionId, type DiagnosesService, type DiagnosisOptions, type DiagnosisOutcome } from './diagnoses.js';
+import { newSessionId } from '../ids.js';
+import { type DiagnosesService, type DiagnosisOptions, type DiagnosisOutcome } from './diagnoses.js';
 import { NotFoundError } from '../errors.js';
 import { Operations } from '../operation.js';
 import { requirePermission } from '../access/permissions.js';

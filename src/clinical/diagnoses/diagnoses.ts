@@ -3,8 +3,7 @@
  * and persist the report, an evidence link for every conclusion, the provenance and the audit
  * event in ONE transaction. A report is explainable from the persistent tier alone.
  */
-import { randomFillSync } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
+import { newSessionId, uuidv7 } from '../ids.js';
 import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../../agents/orchestrator.js';
 import type { CaseInput } from '../../agents/types.js';
 import type { KnowledgeBase } from '../../knowledge/load.js';
@@ -29,23 +28,6 @@ export interface DiagnosisOutcome {
   response: Replayable;
   /** The session tier was unreachable and in-process state was used instead. */
   sessionDegraded: boolean;
-}
-
-/**
- * A session id's 16 random bytes come from a pool refilled 256 ids at a time: one getrandom call
- * per 256 sessions instead of one each (~12 µs per call on the bench VM, ~1 % of a diagnosis).
- */
-const SESSION_ID_POOL = Buffer.allocUnsafe(16 * 256);
-let sessionIdAt = SESSION_ID_POOL.length;
-
-export function newSessionId(): string {
-  if (sessionIdAt === SESSION_ID_POOL.length) {
-    randomFillSync(SESSION_ID_POOL);
-    sessionIdAt = 0;
-  }
-  const random = SESSION_ID_POOL.toString('base64url', sessionIdAt, sessionIdAt + 16);
-  sessionIdAt += 16;
-  return `cs_${random}`;
 }
 
 interface Assembled {

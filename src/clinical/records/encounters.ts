@@ -1,5 +1,5 @@
 /** Encounters (visits) of a patient and the observations recorded in them. */
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../ids.js';
 import { ValidationError } from '../errors.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';
 import { requirePermission } from '../access/permissions.js';

@@ -1,6 +1,6 @@
 /** Media (images, PDFs): metadata and hash in the record store, bytes in the blob store. */
 import { createHash } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../ids.js';
 import { DomainError, NotFoundError, UnprocessableError, ValidationError } from '../errors.js';
 import { sniffMediaType } from './media-type.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';

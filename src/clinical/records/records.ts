@@ -1,5 +1,5 @@
 /** Owners and patients: versioned, tenant-scoped, audited. */
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../ids.js';
 import { NotFoundError, PreconditionFailedError, UnprocessableError, ValidationError } from '../errors.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';
 import { requirePermission } from '../access/permissions.js';

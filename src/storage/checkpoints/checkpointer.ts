@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import type { KeyObject } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../../clinical/ids.js';
 import type { ChainHead } from '../sql/audit-chain.js';
 import { bodyDigest, CHECKPOINT_FORMAT, checkpointName, signCheckpoint, sortedHeads, type CheckpointBody, type SignedCheckpoint } from './checkpoint.js';
 import { CheckpointExistsError, type CheckpointStore } from './stores.js';

@@ -1,5 +1,5 @@
 /** SQL for clinics, API keys and the principals they authenticate. */
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../../clinical/ids.js';
 import type { Principal, StoredApiKey } from '../../clinical/ports.js';
 import type { Role } from '../../contract/schemas.js';
 import type { SqlExecutor, SqlTx } from './executor.js';

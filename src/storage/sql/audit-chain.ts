@@ -13,7 +13,7 @@
  * chain bounds that walk.
  */
 import { hash } from 'node:crypto';
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../../clinical/ids.js';
 import { canonicalJson } from '../../clinical/canonical-json.js';
 import type { AuditEntry, AuditVerification, RequestContext, StoredAuditEvent } from '../../clinical/ports.js';
 import type { SqlExecutor, SqlTx } from './executor.js';

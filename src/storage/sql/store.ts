@@ -3,7 +3,7 @@
  * transaction runs under row-level security for the caller's clinic, and every query also names
  * the clinic, so isolation holds even if one of the two were forgotten.
  */
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from '../../clinical/ids.js';
 import type {
   AuditEntry,
   AuditFilter,
