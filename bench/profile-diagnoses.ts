@@ -23,6 +23,7 @@ import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import { loadVignettes } from './lib/fixtures.js';
 import { BENCH_RATE_LIMIT_ENV, DEFAULT_PG_ADMIN_URL } from './lib/service.js';
 import { mulberry32, pick } from './lib/prng.js';
+import { serverCpuSeconds } from './lib/server-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -114,30 +115,6 @@ if (admin) {
   const redis = new Redis(values['redis-url']!);
   for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 })) if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]));
   await redis.quit();
-}
-
-/**
- * CPU seconds used so far by this host's PostgreSQL and Redis processes (Linux /proc; null
- * elsewhere). Backends that exit in between are not counted, so the run keeps its pool open.
- */
-function serverCpuSeconds(): { postgres: number; redis: number } | null {
-  if (!fs.existsSync('/proc/self/stat')) return null;
-  const hz = 100;
-  const total = { postgres: 0, redis: 0 };
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    if (comm === 'postgres') total.postgres += ticks / hz;
-    else if (comm === 'redis-server') total.redis += ticks / hz;
-  }
-  return total;
 }
 
 interface ProfileNode {
