@@ -66,3 +66,19 @@ describe('reportEvidence', () => {
     assert.throws(() => reportEvidence(broken, input.mediaIds, []), /has no source among the report's findings/);
   });
 });
+
+describe('report text', () => {
+  // A single character above U+00FF (the narrative's em dash did it) turns the report's JSON into
+  // a two-byte string, which V8 encodes to UTF-8 at about half the speed, twice per diagnosis.
+  it('is Latin-1 throughout when the case is, on every vignette', async () => {
+    for (const v of loadVignettes()) {
+      if (/[^\x00-\xff]/.test(JSON.stringify(v.request))) continue;
+      const input = caseFromRequest(kb, v.request);
+      const result = await orchestrate(registry, input);
+      const report = diagnosisReport({ id: 'd', createdAt: '2026-12-04T00:00:00.000Z', requestId: 'r', patientId: null, encounterId: null, sessionId: 's', input, result, kbVersion: kb.version, sessionStore: 'redis' });
+      const json = diagnosisReportJson(report, result);
+      assert.doesNotMatch(json, /[^\x00-\xff]/, `${v.id}: ${json.match(/.{0,40}[^\x00-\xff].{0,20}/)?.[0]}`);
+      for (const step of result.stepJson) assert.doesNotMatch(step, /[^\x00-\xff]/, v.id);
+    }
+  });
+});
