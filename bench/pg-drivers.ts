@@ -150,7 +150,7 @@ try {
       const s1 = serverCpuSeconds();
       await driver.end();
       const pgCpu = s0 && s1 ? `, PostgreSQL ${(((s1.postgres - s0.postgres) * 1e6) / transactions).toFixed(0)} µs` : '';
-      console.log(`round ${round}  ${driver.name.padEnd(40)} ${(transactions / wall).toFixed(0).padStart(6)} tx/s  client CPU ${((cpu.user + cpu.system) / transactions).toFixed(0)} µs${pgCpu} per transaction`);
+      console.log(`round ${round}  ${driver.name.padEnd(40)} ${(transactions / wall).toFixed(0).padStart(6)} tx/s  client CPU ${((cpu.user + cpu.system) / transactions).toFixed(0)} µs (user ${(cpu.user / transactions).toFixed(0)}, system ${(cpu.system / transactions).toFixed(0)})${pgCpu} per transaction`);
     }
   }
 } finally {
