@@ -1,0 +1,137 @@
+/**
+ * Reading one lab value as an instrument or a laboratory wrote it: a number (or a string holding
+ * one, with a unit or a detection-limit sign: "5.4 mmol/L", "<0.5", ">=2000"), in any unit of
+ * the analyte's families (UCUM or display form), or a dipstick result as a grade ("2+", "++",
+ * "trace", "neg", "small") or as the block concentration its strip prints. The value comes back
+ * in the knowledge base's US unit (the grade's number for a dipstick), or with the field at fault.
+ */
+import type { AnalyteRef } from '../knowledge/analyte-index.js';
+import type { Analyte } from '../knowledge/model.js';
+import { canonicalUnit, unitOf, type UnitFamily } from '../knowledge/units.js';
+import type { CaseLab } from './types.js';
+
+export type Reading = { value: number; unit: string } | { problem: string; field: 'value' | 'unit' };
+
+// Optional detection-limit sign, a number, then optionally its unit.
+const NUMBER_WITH_UNIT = /^\s*(?:<=|>=|≤|≥|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*?)?\s*$/;
+
+/** A number sent as a string, and any unit written after it; null when the string is not a number. */
+function splitNumber(value: string): { n: number; unit: string } | null {
+  const m = NUMBER_WITH_UNIT.exec(value);
+  if (m === null) return null;
+  return { n: Number(m[1]), unit: m[2] ?? '' };
+}
+
+/** How strips write the common grades, whatever the analyte: definitions of the notation, not clinical facts. */
+const NOTATION: Record<string, string> = {
+  neg: 'negative',
+  negative: 'negative',
+  nil: 'negative',
+  none: 'negative',
+  '-': 'negative',
+  tr: 'trace',
+  trace: 'trace',
+  '±': 'trace',
+  '+/-': 'trace',
+  '+': '1+',
+  '++': '2+',
+  '+++': '3+',
+  '++++': '4+',
+};
+
+const gradeForms = new WeakMap<Analyte, Map<string, number>>();
+
+/** Every written form of the analyte's grades, built once per analyte: reading one is a map lookup. */
+function formsOf(analyte: Analyte): Map<string, number> {
+  let forms = gradeForms.get(analyte);
+  if (forms !== undefined) return forms;
+  const scale = analyte.scale!;
+  forms = new Map();
+  for (const [grade, n] of Object.entries(scale)) forms.set(grade.toLowerCase(), n);
+  for (const [form, grade] of Object.entries(NOTATION)) if (scale[grade] !== undefined) forms.set(form, scale[grade]);
+  for (const [word, grade] of Object.entries(analyte.gradeWords?.words ?? {})) forms.set(word.toLowerCase(), scale[grade]!);
+  // A qualitative "positive" establishes no more than the lowest positive grade.
+  const lowest = Math.min(...Object.values(scale).filter((n) => n > (scale.negative ?? 0)));
+  forms.set('pos', lowest).set('positive', lowest);
+  gradeForms.set(analyte, forms);
+  return forms;
+}
+
+function gradeOf(analyte: Analyte, text: string): number | undefined {
+  const forms = formsOf(analyte);
+  const hit = forms.get(text);
+  if (hit !== undefined) return hit;
+  const key = text.trim().toLowerCase().replace(/\s+/g, '');
+  // "1+ (30 mg/dL)": the grade the strip reported, with its block printed beside it.
+  return forms.get(key) ?? forms.get(key.replace(/\(.*\)$/, ''));
+}
+
+/** The grade of the highest printed block a concentration reaches; above zero but under the lowest block, the lowest positive grade. */
+function padGrade(analyte: Analyte, n: number, unit: string): number | null | undefined {
+  const scale = analyte.scale!;
+  const canonical = canonicalUnit(unit);
+  const pads = analyte.pads?.find((p) => canonicalUnit(p.unit) === canonical);
+  if (pads === undefined) return undefined;
+  if (n < 0) return null;
+  if (n === 0) return scale.negative ?? null;
+  let grade: number | null = null;
+  for (const [name, block] of Object.entries(pads.grades)) if (n >= block * 0.999 && scale[name] !== undefined && (grade === null || scale[name] > grade)) grade = scale[name];
+  return grade ?? Math.min(...Object.values(scale).filter((g) => g > (scale.negative ?? 0)));
+}
+
+function familyFits(expected: UnitFamily, given: UnitFamily): boolean {
+  return expected === given || (expected === 'substance' && given === 'equivalents');
+}
+
+function readGrade(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Reading {
+  const analyte = ref.analyte;
+  const givenUnit = (lab.unit ?? '').trim();
+  const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
+  const problem = `a ${analyte.name} result must be a grade (${Object.keys(analyte.scale!).join(', ')}; also +, ++, neg, tr${analyte.gradeWords ? `, ${Object.keys(analyte.gradeWords.words).join(', ')}` : ''})${printed}`;
+  if (typeof lab.value === 'string') {
+    const g = gradeOf(analyte, lab.value);
+    if (g !== undefined) return { value: g, unit: givenUnit };
+  }
+  const split = typeof lab.value === 'number' ? { n: lab.value, unit: '' } : splitNumber(lab.value);
+  if (split === null || !Number.isFinite(split.n)) return { problem, field: 'value' };
+  const unit = givenUnit !== '' && canonicalUnit(givenUnit) !== 'grade' ? givenUnit : split.unit;
+  if (unit === '' || canonicalUnit(unit) === 'grade') {
+    // A bare number is the grade's own number on the scale (0 = negative ...).
+    return Object.values(analyte.scale!).includes(split.n) ? { value: split.n, unit: givenUnit } : { problem, field: 'value' };
+  }
+  if (ref.loinc !== undefined) {
+    const def = unitOf(unit);
+    if (def !== null && !familyFits(ref.loinc.unitFamily, def.family)) return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unit}" is ${def.family}`, field: 'unit' };
+  }
+  const g = padGrade(analyte, split.n, unit);
+  if (g === null) return { problem, field: 'value' };
+  // A number in a unit no strip of this pad prints is the unit's fault.
+  if (g === undefined) return { problem, field: analyte.pads !== undefined ? 'unit' : 'value' };
+  return { value: g, unit };
+}
+
+/** The value in the analyte's US unit (or its grade), or why it cannot be read and which field is at fault. */
+export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Reading {
+  const analyte = ref.analyte;
+  if (analyte.scale !== undefined) return readGrade(ref, lab);
+  const split = typeof lab.value === 'number' ? { n: lab.value, unit: '' } : splitNumber(lab.value);
+  if (split === null || !Number.isFinite(split.n)) return { problem: `a ${analyte.name} result must be a number`, field: 'value' };
+  const givenUnit = (lab.unit ?? '').trim();
+  const unitText = givenUnit !== '' ? givenUnit : split.unit;
+  const use = `${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}`;
+  const given = unitOf(unitText);
+  if (givenUnit !== '' && split.unit !== '') {
+    const inValue = unitOf(split.unit);
+    if (inValue === null || given === null || inValue.family !== given.family || inValue.scale !== given.scale) return { problem: `the value says "${split.unit}" but the unit says "${givenUnit}"`, field: 'value' };
+  }
+  if (given === null) return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
+  if (ref.loinc !== undefined && !familyFits(ref.loinc.unitFamily, given.family) && !(unitText === '' && ref.loinc.unitFamily !== 'ratio')) {
+    return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unitText}" is ${given.family}`, field: 'unit' };
+  }
+  const us = unitOf(analyte.unitUS)!;
+  if (given.family === us.family) return { value: (split.n * given.scale) / us.scale, unit: unitText };
+  const si = unitOf(analyte.unitSI)!;
+  if (given.family === si.family && analyte.siFactor !== null) return { value: (split.n * given.scale) / si.scale / analyte.siFactor, unit: unitText };
+  if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
+  return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
+}
