@@ -307,8 +307,10 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
       { analyte: 'urine_protein', value: 7 },
       { analyte: '5794-3', value: 50, unit: 'mg/dL' },
       { analyte: 'urine_glucose', value: '++' },
+      { analyte: 'urine_blood', value: 50, unit: 'ery/uL' },
     ]);
-    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value', 'labs[3].unit']);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value', 'labs[3].unit', 'labs[5].unit']);
+    assert.match(problems[4]!.problem, /no strip chart in the knowledge base maps a Urine blood\/haem \(dipstick\) concentration \("ery\/uL"\)/);
     assert.match(problems[0]!.problem, /must be a grade .*\+, \+\+, neg, tr.* or a strip's printed concentration/);
   });
 

@@ -106,7 +106,7 @@ function readGrade(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Readi
   const g = padGrade(analyte, split.n, unit);
   if (g === null) return { problem, field: 'value' };
   // A number in a unit no strip of this pad prints is the unit's fault.
-  if (g === undefined) return { problem, field: analyte.pads !== undefined ? 'unit' : 'value' };
+  if (g === undefined) return { problem: analyte.pads === undefined ? `${problem}; no strip chart in the knowledge base maps a ${analyte.name} concentration ("${unit}") onto a grade` : problem, field: 'unit' };
   return { value: g, unit };
 }
 

@@ -12,13 +12,22 @@ import type { CaseLab, EvidenceRef, FindingEvidence, LabResult, LabsOutput } fro
 
 export const LABS_VERSION = '1.1.0';
 
+/** Names already resolved that are not written as the index keys them ("ALT", "Total Bilirubin"), per knowledge base. */
+const resolved = new WeakMap<KnowledgeBase, Map<string, AnalyteRef | 'bad-loinc' | null>>();
+
 /** The analyte a lab names, by key, alias, display name or LOINC code; "bad-loinc" for a LOINC-shaped code whose check digit is wrong. */
 export function resolveAnalyte(kb: KnowledgeBase, name: string): AnalyteRef | 'bad-loinc' | undefined {
   const direct = kb.analyteIndex.get(name);
   if (direct !== undefined) return direct;
+  let memo = resolved.get(kb);
+  if (memo === undefined) resolved.set(kb, (memo = new Map()));
+  const seen = memo.get(name);
+  if (seen !== undefined) return seen ?? undefined;
   const trimmed = name.trim();
-  if (LOINC_SHAPE.test(trimmed)) return loincCheckDigitOk(trimmed) ? kb.analyteIndex.get(trimmed) : 'bad-loinc';
-  return kb.analyteIndex.get(canonicalAnalyte(name));
+  const ref = LOINC_SHAPE.test(trimmed) ? (loincCheckDigitOk(trimmed) ? kb.analyteIndex.get(trimmed) : 'bad-loinc') : kb.analyteIndex.get(canonicalAnalyte(name));
+  // Bounded: a client sending endless novel names must not grow the memo without limit.
+  if (memo.size < 4096) memo.set(name, ref ?? null);
+  return ref;
 }
 
 /** Units that cannot be converted, as field problems; checked before any agent runs. */
