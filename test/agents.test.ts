@@ -201,6 +201,17 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.ok(has(out.findings, 'azotemia', true) && has(out.findings, 'hyperkalaemia', true));
   });
 
+  it('reads urea (as European laboratories report it) as urea nitrogen: mmol/L as they are, a mass by the ratio of the molecular weights', () => {
+    const bun = (value: number | string, unit: string, analyte = 'Urea') => one('dog', analyte, value, unit).results[0]!;
+    const uk = bun(25, 'mmol/L');
+    assert.deepEqual([uk.analyte, uk.sentAs, uk.flag], ['bun', 'Urea', 'high']);
+    assert.equal(uk.valueUS, Math.round((25 / 0.357) * 1000) / 1000);
+    assert.ok(Math.abs(bun(150, 'mg/dL').valueUS - 69.96) < 0.01, 'urea 150 mg/dL is urea nitrogen 70 mg/dL');
+    assert.ok(Math.abs(bun(1.5, 'g/L', 'urea').valueUS - 69.96) < 0.01);
+    assert.equal(bun(70, 'mg/dL', 'BUN').valueUS, 70, 'urea nitrogen itself is not scaled');
+    assert.ok(has(one('dog', 'urea', 25, 'mmol/L').findings, 'azotemia', true));
+  });
+
   it('keeps an unknown LOINC code as not interpreted; a wrong check digit is a problem on labs[i].analyte', () => {
     const out = one('cat', '12345-5', 3, 'mg/dL');
     assert.deepEqual(out.notInterpreted.map((n) => n.analyte), ['12345-5']);

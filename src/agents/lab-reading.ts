@@ -128,10 +128,12 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
   if (ref.loinc !== undefined && !familyFits(ref.loinc.unitFamily, given.family) && !(unitText === '' && ref.loinc.unitFamily !== 'ratio')) {
     return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unitText}" is ${given.family}`, field: 'unit' };
   }
+  // Another substance's mass (urea for urea nitrogen) is this analyte's by the ratio of their masses; moles need no factor.
+  const n = ref.massFactor !== undefined && given.family === 'mass' ? split.n * ref.massFactor : split.n;
   const us = unitOf(analyte.unitUS)!;
-  if (given.family === us.family) return { value: (split.n * given.scale) / us.scale, unit: unitText };
+  if (given.family === us.family) return { value: (n * given.scale) / us.scale, unit: unitText };
   const si = unitOf(analyte.unitSI)!;
-  if (given.family === si.family && analyte.siFactor !== null) return { value: (split.n * given.scale) / si.scale / analyte.siFactor, unit: unitText };
+  if (given.family === si.family && analyte.siFactor !== null) return { value: (n * given.scale) / si.scale / analyte.siFactor, unit: unitText };
   if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
   return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
 }

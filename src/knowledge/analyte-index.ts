@@ -10,6 +10,8 @@ export interface AnalyteRef {
   analyte: Analyte;
   /** Set when the name was a LOINC code: the code, and the unit family its property implies. */
   loinc?: { code: string; unitFamily: UnitFamily };
+  /** Set when the name was another substance's (urea for urea nitrogen): a mass of it x massFactor is a mass of the analyte. */
+  massFactor?: number;
 }
 
 /** "Total Bilirubin", "total-bilirubin" and "TOTAL_BILIRUBIN" are one name; "K+" stays "k+". */
@@ -76,6 +78,10 @@ export function buildAnalyteIndex(analytes: Analyte[]): { index: Map<string, Ana
       put(l.code, { analyte: a, loinc: { code: l.code, unitFamily: l.unitFamily } }, `${a.analyte} loinc`);
     }
     for (const alias of a.aliases ?? []) put(canonicalAnalyte(alias), { analyte: a }, `${a.analyte} alias`);
+    for (const form of a.massForms ?? []) {
+      if (!families.has('mass')) problems.push(`lab-intervals.json ${a.analyte}: massForms needs a mass unit among the analyte's units`);
+      for (const name of form.names) put(canonicalAnalyte(name), { analyte: a, massFactor: form.massFactor }, `${a.analyte} massForms`);
+    }
     for (const [word, grade] of Object.entries(a.gradeWords?.words ?? {})) {
       if (a.scale?.[grade] === undefined) problems.push(`lab-intervals.json ${a.analyte}: grade word "${word}" maps to "${grade}", not a grade of its scale`);
     }

@@ -74,6 +74,8 @@ export const Analyte = Type.Object({
   loinc: Type.Optional(Type.Array(Type.Object({ code: Type.String({ pattern: '^\\d{1,7}-\\d$' }), name: Type.String(), unitFamily: UnitFamilySchema, ...Sourced }))),
   /** Words some strips print instead of a grade (small, moderate, large), each onto a grade of `scale`. */
   gradeWords: Type.Optional(Type.Object({ words: Type.Record(Type.String(), Type.String()), ...Sourced })),
+  /** The analyte reported as another substance (urea for urea nitrogen): its names, and mass of it x massFactor = mass of this analyte. */
+  massForms: Type.Optional(Type.Array(Type.Object({ names: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), massFactor: Type.Number({ exclusiveMinimum: 0 }), ...Sourced }))),
 });
 export type Analyte = Static<typeof Analyte>;
 export const LabsFile = Type.Object({ ...Versioned, analytes: Type.Array(Analyte, { minItems: 1 }) });
