@@ -272,6 +272,14 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].unit']);
   });
 
+  it('reads magnesium in mg/dL, as many US laboratories report it, through its molar mass', () => {
+    const mg = one('dog', '19123-9', 2.4, 'mg/dL').results[0]!;
+    assert.deepEqual([mg.analyte, mg.loinc, mg.interval.unit], ['magnesium', '19123-9', 'mEq/L']);
+    assert.ok(Math.abs(mg.valueUS - (24 / 24.305) * 2) < 0.001, String(mg.valueUS));
+    assert.equal(one('dog', 'Mg', 1.0, 'mmol/L').results[0]!.valueUS, 2);
+    assert.deepEqual(labUnitProblems(kb, [{ analyte: '19123-9', value: 1, unit: 'mmol/L' }]).map((p) => p.field), ['labs[0].unit']);
+  });
+
   it('property: a value in the SI unit (UCUM spelling) reads as the same value in the US unit', () => {
     const quantitative = [...kb.analytes.values()].filter((a) => a.siFactor !== null && a.scale === undefined && (a.dog ?? a.cat) !== undefined && a.unitSI !== a.unitUS);
     assert.ok(quantitative.length >= 20);

@@ -10,6 +10,8 @@ import type { Analyte } from '../knowledge/model.js';
 import { canonicalUnit, unitOf, type UnitFamily } from '../knowledge/units.js';
 import type { CaseLab } from './types.js';
 
+const MOL_PER_L = unitOf('mol/L')!;
+
 export type Reading = { value: number; unit: string } | { problem: string; field: 'value' | 'unit' };
 
 // Optional detection-limit sign, a number, then optionally its unit.
@@ -129,11 +131,17 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
     return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unitText}" is ${given.family}`, field: 'unit' };
   }
   // Another substance's mass (urea for urea nitrogen) is this analyte's by the ratio of their masses; moles need no factor.
-  const n = ref.massFactor !== undefined && given.family === 'mass' ? split.n * ref.massFactor : split.n;
+  let n = ref.massFactor !== undefined && given.family === 'mass' ? split.n * ref.massFactor : split.n;
+  let as = given;
   const us = unitOf(analyte.unitUS)!;
-  if (given.family === us.family) return { value: (n * given.scale) / us.scale, unit: unitText };
   const si = unitOf(analyte.unitSI)!;
-  if (given.family === si.family && analyte.siFactor !== null) return { value: (n * given.scale) / si.scale / analyte.siFactor, unit: unitText };
+  if (given.family === 'mass' && us.family !== 'mass' && si.family !== 'mass' && analyte.molarMass !== undefined) {
+    // A mass where the analyte is kept in moles (magnesium in mg/dL): to mol/L by its molar mass.
+    n = (n * given.scale) / analyte.molarMass.value;
+    as = MOL_PER_L;
+  }
+  if (as.family === us.family) return { value: (n * as.scale) / us.scale, unit: unitText };
+  if (as.family === si.family && analyte.siFactor !== null) return { value: (n * as.scale) / si.scale / analyte.siFactor, unit: unitText };
   if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
   return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
 }

@@ -49,6 +49,7 @@ function familiesOf(a: Analyte): Set<UnitFamily> {
     const def = unitOf(u);
     if (def !== null) out.add(def.family);
   }
+  if (a.molarMass !== undefined && out.has('substance')) out.add('mass');
   if (a.siFactor !== null) {
     // Moles and equivalents of one ion convert through its SI factor (mEq/L = mmol/L x valence).
     if (out.has('substance')) out.add('equivalents');

@@ -130,6 +130,7 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
     for (const l of a.loinc ?? []) source(`lab-intervals.json ${a.analyte} LOINC ${l.code}`, l);
     if (a.gradeWords !== undefined) source(`lab-intervals.json ${a.analyte} gradeWords`, a.gradeWords);
     (a.massForms ?? []).forEach((f, i) => source(`lab-intervals.json ${a.analyte} massForms ${i}`, f));
+    if (a.molarMass !== undefined) source(`lab-intervals.json ${a.analyte} molarMass`, a.molarMass);
     (a.pads ?? []).forEach((p, i) => source(`lab-intervals.json ${a.analyte} pads ${i}`, p));
   }
   const analyteIndex = buildAnalyteIndex(labs.analytes);

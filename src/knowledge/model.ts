@@ -74,6 +74,8 @@ export const Analyte = Type.Object({
   loinc: Type.Optional(Type.Array(Type.Object({ code: Type.String({ pattern: '^\\d{1,7}-\\d$' }), name: Type.String(), unitFamily: UnitFamilySchema, ...Sourced }))),
   /** Words some strips print instead of a grade (small, moderate, large), each onto a grade of `scale`. */
   gradeWords: Type.Optional(Type.Object({ words: Type.Record(Type.String(), Type.String()), ...Sourced })),
+  /** g/mol: lets a mass concentration convert when neither unitUS nor unitSI is one (magnesium in mg/dL). */
+  molarMass: Type.Optional(Type.Object({ value: Type.Number({ exclusiveMinimum: 0 }), ...Sourced })),
   /** The analyte reported as another substance (urea for urea nitrogen): its names, and mass of it x massFactor = mass of this analyte. */
   massForms: Type.Optional(Type.Array(Type.Object({ names: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), massFactor: Type.Number({ exclusiveMinimum: 0 }), ...Sourced }))),
 });
