@@ -252,7 +252,13 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
 
   it('converts UCUM codes and display forms of one unit family alike, and across families by the SI factor', () => {
     const us = (analyte: string, value: number | string, unit?: string) => one('dog', analyte, value, unit).results[0]?.valueUS;
-    for (const unit of ['10*3/uL', 'x10^3/uL', '10^9/L', '10*9/L', 'x10⁹/L', 'K/uL', 'G/L', '10^3/µL', 'thou/uL']) assert.equal(us('wbc', 12, unit), 12, unit);
+    for (const unit of ['10*3/uL', 'x10^3/uL', '10^9/L', '10*9/L', 'x10⁹/L', 'x10E9/L', 'K/uL', 'G/L', 'G/l', 'Gpt/l', '/nL', '10^3/µL', 'thou/uL']) assert.equal(us('wbc', 12, unit), 12, unit);
+    assert.equal(us('total_protein', 65, 'g/l'), 6.5, 'lower-case g is grams, upper-case G giga');
+    // The laboratory's own high/low flag after the number is not part of the value.
+    assert.equal(us('glucose', '320 H', 'mg/dL'), 320);
+    assert.equal(us('glucose', '320 mg/dL HH'), 320);
+    assert.equal(us('glucose', '40*', 'mg/dL'), 40);
+    assert.equal(us('potassium', '3.1 L', 'mmol/L'), 3.1);
     assert.equal(us('wbc', 12000, '/uL'), 12);
     assert.equal(us('wbc', 12000, '{cells}/uL'), 12);
     assert.equal(us('rbc', 7, '10*12/L'), 7);
@@ -268,8 +274,8 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.equal(us('lactate', '<0.5', 'mmol/L'), Math.round((0.5 / 0.111) * 1000) / 1000);
     const high = one('dog', 'glucose', '>600', 'mg/dL').results[0]!;
     assert.deepEqual([high.flag, high.interval.source], ['high', 'cornell_chem_2017']);
-    const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: '5.4 mg/dL', unit: 'mmol/L' }, { analyte: 'wbc', value: 12, unit: 'mg/dL' }, { analyte: 'magnesium', value: 2, unit: 'furlongs' }]);
-    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].unit']);
+    const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: '5.4 mg/dL', unit: 'mmol/L' }, { analyte: 'wbc', value: 12, unit: 'mg/dL' }, { analyte: 'magnesium', value: 2, unit: 'furlongs' }, { analyte: 'wbc', value: 1e300, unit: '/pL' }]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].unit', 'labs[3].value']);
   });
 
   it('reads magnesium in mg/dL, as many US laboratories report it, through its molar mass', () => {
@@ -298,7 +304,7 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
   it('reads a dipstick in every form strips report it: +/++ notation, neg/tr, words, the block concentration, a string with its unit', () => {
     const grade = (analyte: string, value: number | string, unit?: string) => one('cat', analyte, value, unit).results[0]?.valueUS;
     const scale = kb.analytes.get('urine_glucose')!.scale!;
-    const ordinal: Array<[string, string]> = [['neg', 'negative'], ['Negative', 'negative'], ['NEG', 'negative'], ['-', 'negative'], ['tr', 'trace'], ['Trace', 'trace'], ['±', 'trace'], ['+', '1+'], ['++', '2+'], ['+++', '3+'], ['++++', '4+'], ['1+', '1+'], ['4+', '4+'], [' 2 + ', '2+']];
+    const ordinal: Array<[string, string]> = [['neg', 'negative'], ['Negative', 'negative'], ['NEG', 'negative'], ['-', 'negative'], ['tr', 'trace'], ['Trace', 'trace'], ['±', 'trace'], ['+', '1+'], ['++', '2+'], ['+++', '3+'], ['++++', '4+'], ['1+', '1+'], ['4+', '4+'], [' 2 + ', '2+'], ['+3', '3+'], ['Neg.', 'negative'], ['Tr.', 'trace']];
     for (const [value, expected] of ordinal) assert.equal(grade('urine_glucose', value), scale[expected], value);
     const pads: Array<[string, number[]]> = [['urine_glucose', [100, 250, 500, 1000, 2000]], ['urine_ketones', [5, 15, 40, 80, 160]], ['urine_protein', [30, 100, 300, 2000]]];
     for (const [analyte, blocks] of pads) {
@@ -331,6 +337,29 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value', 'labs[3].unit', 'labs[5].unit']);
     assert.match(problems[4]!.problem, /no strip chart in the knowledge base maps a Urine blood\/haem \(dipstick\) concentration \("ery\/uL"\)/);
     assert.match(problems[0]!.problem, /must be a grade .*\+, \+\+, neg, tr.* or a strip's printed concentration/);
+  });
+
+  it('property: any analyte, value and unit a client may send is read or named as a problem on one field, never thrown', () => {
+    const names = [...kb.analyteIndex.keys()];
+    const fields = new Set(['labs[0].analyte', 'labs[0].value', 'labs[0].unit']);
+    const piece = fc.constantFrom('2+', '++', 'neg', 'trace', 'small', '500', '<0.5', '≥2000', 'mg/dL', 'mmol/L', '10*9/L', 'G/L', '{x}', ' H', '(', ')', '.', '-', 'e', 'µ');
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(...names), fc.string({ maxLength: 12 }), fc.stringMatching(/^\d{1,6}-\d$/)),
+        fc.oneof(fc.double({ noNaN: false }), fc.array(piece, { maxLength: 4 }).map((p) => p.join('')), fc.string({ maxLength: 20 })),
+        fc.option(fc.oneof(fc.array(piece, { maxLength: 3 }).map((p) => p.join('')), fc.string({ maxLength: 20 })), { nil: undefined }),
+        (analyte, value, unit) => {
+          const lab = { analyte, value: value === '' ? ' ' : value, ...(unit === undefined ? {} : { unit }) };
+          const problems = labUnitProblems(kb, [lab]);
+          const out = runLabs(kb, 'dog', [lab]);
+          assert.ok(problems.length <= 1 && problems.every((p) => fields.has(p.field)));
+          assert.equal(out.results.length + out.notInterpreted.length, 1);
+          for (const r of out.results) assert.ok(Number.isFinite(r.valueUS), JSON.stringify(lab));
+          if (problems.length === 0 && resolveAnalyte(kb, analyte) !== undefined) assert.equal(out.results.length + out.notInterpreted.filter((n) => /reference interval/.test(n.reason)).length, 1, JSON.stringify(lab));
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('refuses at load a LOINC code with a wrong check digit or a property no unit of the analyte has', () => {

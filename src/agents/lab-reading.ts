@@ -14,12 +14,14 @@ const MOL_PER_L = unitOf('mol/L')!;
 
 export type Reading = { value: number; unit: string } | { problem: string; field: 'value' | 'unit' };
 
+// The high/low flag a laboratory system may append ("5.4 H", "320 mg/dL HH", "7.1*"): this agent flags against its own interval.
+const LAB_FLAG = /(?:\s+(?:HH|LL|H|L)|\s*[*!↑↓])\s*$/;
 // Optional detection-limit sign, a number, then optionally its unit.
 const NUMBER_WITH_UNIT = /^\s*(?:<=|>=|≤|≥|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*?)?\s*$/;
 
 /** A number sent as a string, and any unit written after it; null when the string is not a number. */
 function splitNumber(value: string): { n: number; unit: string } | null {
-  const m = NUMBER_WITH_UNIT.exec(value);
+  const m = NUMBER_WITH_UNIT.exec(value.replace(LAB_FLAG, ''));
   if (m === null) return null;
   return { n: Number(m[1]), unit: m[2] ?? '' };
 }
@@ -39,6 +41,10 @@ const NOTATION: Record<string, string> = {
   '++': '2+',
   '+++': '3+',
   '++++': '4+',
+  '+1': '1+',
+  '+2': '2+',
+  '+3': '3+',
+  '+4': '4+',
 };
 
 const gradeForms = new WeakMap<Analyte, Map<string, number>>();
@@ -63,7 +69,7 @@ function gradeOf(analyte: Analyte, text: string): number | undefined {
   const forms = formsOf(analyte);
   const hit = forms.get(text);
   if (hit !== undefined) return hit;
-  const key = text.trim().toLowerCase().replace(/\s+/g, '');
+  const key = text.trim().toLowerCase().replace(/\s+/g, '').replace(/\.$/, '');
   // "1+ (30 mg/dL)": the grade the strip reported, with its block printed beside it.
   return forms.get(key) ?? forms.get(key.replace(/\(.*\)$/, ''));
 }
@@ -140,8 +146,8 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
     n = (n * given.scale) / analyte.molarMass.value;
     as = MOL_PER_L;
   }
-  if (as.family === us.family) return { value: (n * as.scale) / us.scale, unit: unitText };
-  if (as.family === si.family && analyte.siFactor !== null) return { value: (n * as.scale) / si.scale / analyte.siFactor, unit: unitText };
+  const value = as.family === us.family ? (n * as.scale) / us.scale : as.family === si.family && analyte.siFactor !== null ? (n * as.scale) / si.scale / analyte.siFactor : null;
+  if (value !== null) return Number.isFinite(value) ? { value, unit: unitText } : { problem: `a ${analyte.name} result of ${split.n} ${unitText} is out of range`, field: 'value' };
   if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
   return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
 }

@@ -56,11 +56,15 @@ const CANONICAL: Record<string, UnitDef> = {
   'k/ul': { family: 'number', scale: 1e9 },
   'thou/ul': { family: 'number', scale: 1e9 },
   '10^9/l': { family: 'number', scale: 1e9 },
+  '/nl': { family: 'number', scale: 1e9 },
+  'gpt/l': { family: 'number', scale: 1e9 },
   '10^6/ul': { family: 'number', scale: 1e12 },
   '10^6/mm3': { family: 'number', scale: 1e12 },
   'm/ul': { family: 'number', scale: 1e12 },
   'mill/ul': { family: 'number', scale: 1e12 },
   '10^12/l': { family: 'number', scale: 1e12 },
+  '/pl': { family: 'number', scale: 1e12 },
+  'tpt/l': { family: 'number', scale: 1e12 },
   '%': { family: 'fraction', scale: 0.01 },
   'l/l': { family: 'fraction', scale: 1 },
   s: { family: 'time', scale: 1 },
@@ -75,7 +79,9 @@ const CANONICAL: Record<string, UnitDef> = {
 /** Case matters here only: SI prefix G (giga) and T (tera) per litre, as European analysers print counts. */
 const CASE_SENSITIVE: Record<string, UnitDef> = {
   'G/L': { family: 'number', scale: 1e9 },
+  'G/l': { family: 'number', scale: 1e9 },
   'T/L': { family: 'number', scale: 1e12 },
+  'T/l': { family: 'number', scale: 1e12 },
 };
 
 /** A unit's canonical spelling: "µmol/l", "umol/L" and "μmol/L" compare equal; "10*3/uL", "x10³/µL" and "10e3/uL" too. */

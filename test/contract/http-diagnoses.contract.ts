@@ -151,6 +151,7 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 'high', unit: 'mg/dL' }] }, /labs\[0\]\.value/],
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 250 }] }, /labs\[0\]\.unit/],
         [{ ...GDV, labs: [{ analyte: '2160-1', value: 1.2, unit: 'mg/dL' }] }, /labs\[0\]\.analyte/],
+        [{ ...GDV, labs: [{ analyte: 'urine_glucose', value: 'lots' }] }, /labs\[0\]\.value/],
         [{ ...GDV, labs: [{ analyte: 'ALT', value: 40, unit: 'U/L' }, { analyte: '2160-0', value: 274, unit: 'umol/L' }] }, /labs\[1\]\.unit/],
         [{ ...GDV, signs: ['not_a_finding'] }, /signs\[0\]/],
         [{ ...GDV, treatments: ['unobtainium'] }, /treatments\[0\]/],
@@ -173,12 +174,17 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         { analyte: 'WBC', value: 12, unit: '10*9/L' },
         { analyte: 'Glucose', value: 5.4, unit: 'mmol/L' },
         { analyte: '12345-5', value: 3, unit: 'mg/dL' },
+        { analyte: 'urine_glucose', value: '500 mg/dL' },
+        { analyte: '5797-6', value: 'moderate' },
+        { analyte: 'Urea', value: 25, unit: 'mmol/L' },
+        { analyte: 'Mg', value: '2.4 H', unit: 'mg/dL' },
       ];
       const res = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs } });
       assert.equal(res.statusCode, 201, res.body);
       const d = res.json();
       const byAnalyte = new Map(d.labs.map((l: { analyte: string }) => [l.analyte, l]));
-      assert.deepEqual([...byAnalyte.keys()].sort(), ['alt', 'creatinine', 'glucose', 'wbc']);
+      assert.deepEqual([...byAnalyte.keys()].sort(), ['alt', 'bun', 'creatinine', 'glucose', 'magnesium', 'urine_glucose', 'urine_ketones', 'wbc']);
+      assert.ok(d.findings.some((f: { code: string }) => f.code === 'glucosuria') && d.findings.some((f: { code: string }) => f.code === 'ketonuria'), 'dipsticks as strips print them raise their findings');
       const creatinine = byAnalyte.get('creatinine') as { loinc: string; flag: string; interval: { source: string; unit: string } };
       assert.deepEqual([creatinine.loinc, creatinine.flag, creatinine.interval.source, creatinine.interval.unit], ['2160-0', 'high', 'cornell_chem_2017', 'mg/dL']);
       assert.equal((byAnalyte.get('wbc') as { valueUS: number }).valueUS, 12);
