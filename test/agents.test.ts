@@ -259,6 +259,12 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.equal(us('glucose', '320 mg/dL HH'), 320);
     assert.equal(us('glucose', '40*', 'mg/dL'), 40);
     assert.equal(us('potassium', '3.1 L', 'mmol/L'), 3.1);
+    // A decimal comma is read; three digits after a comma could be thousands, so that is asked again.
+    assert.equal(us('glucose', '5,55', 'mmol/L'), 100);
+    assert.equal(us('glucose', '100,5 mg/dL'), 100.5);
+    const comma = labUnitProblems(kb, [{ analyte: 'usg', value: '1,025' }, { analyte: 'platelets', value: '250,000', unit: '/uL' }, { analyte: 'urine_glucose', value: '1,000', unit: 'mg/dL' }]);
+    assert.deepEqual(comma.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value']);
+    assert.match(comma[0]!.problem, /decimal comma or a thousands separator/);
     assert.equal(us('wbc', 12000, '/uL'), 12);
     assert.equal(us('wbc', 12000, '{cells}/uL'), 12);
     assert.equal(us('rbc', 7, '10*12/L'), 7);

@@ -1,6 +1,7 @@
 /**
  * Reading one lab value as an instrument or a laboratory wrote it: a number (or a string holding
- * one, with a unit or a detection-limit sign: "5.4 mmol/L", "<0.5", ">=2000"), in any unit of
+ * one, with a unit, a detection-limit sign or a decimal comma: "5.4 mmol/L", "<0.5", ">=2000",
+ * "5,4"), in any unit of
  * the analyte's families (UCUM or display form), or a dipstick result as a grade ("2+", "++",
  * "trace", "neg", "small") or as the block concentration its strip prints. The value comes back
  * in the knowledge base's US unit (the grade's number for a dipstick), or with the field at fault.
@@ -17,14 +18,23 @@ export type Reading = { value: number; unit: string } | { problem: string; field
 // The high/low flag a laboratory system may append ("5.4 H", "320 mg/dL HH", "7.1*"): this agent flags against its own interval.
 const LAB_FLAG = /(?:\s+(?:HH|LL|H|L)|\s*[*!↑↓])\s*$/;
 // Optional detection-limit sign, a number, then optionally its unit.
-const NUMBER_WITH_UNIT = /^\s*(?:<=|>=|≤|≥|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*?)?\s*$/;
+const NUMBER_WITH_UNIT = /^\s*(?:<=|>=|≤|≥|<|>)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*(\S.*?)?\s*$/;
+// A decimal comma as European systems write it ("5,4"); three digits after it could as well be thousands.
+const DECIMAL_COMMA = /,\d{1,2}$/;
 
-/** A number sent as a string, and any unit written after it; null when the string is not a number. */
-function splitNumber(value: string): { n: number; unit: string } | null {
+/** A number sent as a string, and any unit written after it; null when the string is not a number, "ambiguous" for "1,025". */
+function splitNumber(value: string): { n: number; unit: string } | 'ambiguous' | null {
   const m = NUMBER_WITH_UNIT.exec(value.replace(LAB_FLAG, ''));
   if (m === null) return null;
-  return { n: Number(m[1]), unit: m[2] ?? '' };
+  let number = m[1]!;
+  if (number.includes(',')) {
+    if (!DECIMAL_COMMA.test(number)) return 'ambiguous';
+    number = number.replace(',', '.');
+  }
+  return { n: Number(number), unit: m[2] ?? '' };
 }
+
+const ambiguous = (value: string | number) => `"${value}" could be a decimal comma or a thousands separator: write it with a decimal point and no separator`;
 
 /** How strips write the common grades, whatever the analyte: definitions of the notation, not clinical facts. */
 const NOTATION: Record<string, string> = {
@@ -101,6 +111,7 @@ function readGrade(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Readi
     if (g !== undefined) return { value: g, unit: givenUnit };
   }
   const split = typeof lab.value === 'number' ? { n: lab.value, unit: '' } : splitNumber(lab.value);
+  if (split === 'ambiguous') return { problem: ambiguous(lab.value), field: 'value' };
   if (split === null || !Number.isFinite(split.n)) return { problem, field: 'value' };
   const unit = givenUnit !== '' && canonicalUnit(givenUnit) !== 'grade' ? givenUnit : split.unit;
   if (unit === '' || canonicalUnit(unit) === 'grade') {
@@ -123,6 +134,7 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
   const analyte = ref.analyte;
   if (analyte.scale !== undefined) return readGrade(ref, lab);
   const split = typeof lab.value === 'number' ? { n: lab.value, unit: '' } : splitNumber(lab.value);
+  if (split === 'ambiguous') return { problem: ambiguous(lab.value), field: 'value' };
   if (split === null || !Number.isFinite(split.n)) return { problem: `a ${analyte.name} result must be a number`, field: 'value' };
   const givenUnit = (lab.unit ?? '').trim();
   const unitText = givenUnit !== '' ? givenUnit : split.unit;
