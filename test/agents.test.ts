@@ -266,6 +266,7 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.deepEqual(comma.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value']);
     assert.match(comma[0]!.problem, /decimal comma or a thousands separator/);
     assert.equal(us('wbc', 12000, '/uL'), 12);
+    assert.equal(us('wbc', 12, '10³/mm³'), 12);
     assert.equal(us('wbc', 12000, '{cells}/uL'), 12);
     assert.equal(us('rbc', 7, '10*12/L'), 7);
     assert.equal(us('hematocrit', 0.45, 'L/L'), 45);

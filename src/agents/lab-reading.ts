@@ -101,33 +101,39 @@ function familyFits(expected: UnitFamily, given: UnitFamily): boolean {
   return expected === given || (expected === 'substance' && given === 'equivalents');
 }
 
+/** What a dipstick result may be, said when it is none of them (built only then). */
+function gradeProblem(analyte: Analyte): string {
+  const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
+  return `a ${analyte.name} result must be a grade (${Object.keys(analyte.scale!).join(', ')}; also +, ++, neg, tr${analyte.gradeWords ? `, ${Object.keys(analyte.gradeWords.words).join(', ')}` : ''})${printed}`;
+}
+
 function readGrade(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Reading {
   const analyte = ref.analyte;
   const givenUnit = (lab.unit ?? '').trim();
-  const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
-  const problem = `a ${analyte.name} result must be a grade (${Object.keys(analyte.scale!).join(', ')}; also +, ++, neg, tr${analyte.gradeWords ? `, ${Object.keys(analyte.gradeWords.words).join(', ')}` : ''})${printed}`;
   if (typeof lab.value === 'string') {
     const g = gradeOf(analyte, lab.value);
     if (g !== undefined) return { value: g, unit: givenUnit };
   }
   const split = typeof lab.value === 'number' ? { n: lab.value, unit: '' } : splitNumber(lab.value);
   if (split === 'ambiguous') return { problem: ambiguous(lab.value), field: 'value' };
-  if (split === null || !Number.isFinite(split.n)) return { problem, field: 'value' };
+  if (split === null || !Number.isFinite(split.n)) return { problem: gradeProblem(analyte), field: 'value' };
   const unit = givenUnit !== '' && canonicalUnit(givenUnit) !== 'grade' ? givenUnit : split.unit;
   if (unit === '' || canonicalUnit(unit) === 'grade') {
     // A bare number is the grade's own number on the scale (0 = negative ...).
-    return Object.values(analyte.scale!).includes(split.n) ? { value: split.n, unit: givenUnit } : { problem, field: 'value' };
+    return Object.values(analyte.scale!).includes(split.n) ? { value: split.n, unit: givenUnit } : { problem: gradeProblem(analyte), field: 'value' };
   }
   if (ref.loinc !== undefined) {
     const def = unitOf(unit);
     if (def !== null && !familyFits(ref.loinc.unitFamily, def.family)) return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unit}" is ${def.family}`, field: 'unit' };
   }
   const g = padGrade(analyte, split.n, unit);
-  if (g === null) return { problem, field: 'value' };
+  if (g === null) return { problem: gradeProblem(analyte), field: 'value' };
   // A number in a unit no strip of this pad prints is the unit's fault.
-  if (g === undefined) return { problem: analyte.pads === undefined ? `${problem}; no strip chart in the knowledge base maps a ${analyte.name} concentration ("${unit}") onto a grade` : problem, field: 'unit' };
+  if (g === undefined) return { problem: analyte.pads === undefined ? `${gradeProblem(analyte)}; no strip chart in the knowledge base maps a ${analyte.name} concentration ("${unit}") onto a grade` : gradeProblem(analyte), field: 'unit' };
   return { value: g, unit };
 }
+
+const unitsOf = (a: Analyte) => `${a.unitUS}${a.unitSI !== a.unitUS ? ` or ${a.unitSI}` : ''}`;
 
 /** The value in the analyte's US unit (or its grade), or why it cannot be read and which field is at fault. */
 export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): Reading {
@@ -138,13 +144,12 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
   if (split === null || !Number.isFinite(split.n)) return { problem: `a ${analyte.name} result must be a number`, field: 'value' };
   const givenUnit = (lab.unit ?? '').trim();
   const unitText = givenUnit !== '' ? givenUnit : split.unit;
-  const use = `${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}`;
   const given = unitOf(unitText);
   if (givenUnit !== '' && split.unit !== '') {
     const inValue = unitOf(split.unit);
     if (inValue === null || given === null || inValue.family !== given.family || inValue.scale !== given.scale) return { problem: `the value says "${split.unit}" but the unit says "${givenUnit}"`, field: 'value' };
   }
-  if (given === null) return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
+  if (given === null) return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${unitsOf(analyte)}`, field: 'unit' };
   if (ref.loinc !== undefined && !familyFits(ref.loinc.unitFamily, given.family) && !(unitText === '' && ref.loinc.unitFamily !== 'ratio')) {
     return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unitText}" is ${given.family}`, field: 'unit' };
   }
@@ -160,6 +165,6 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
   }
   const value = as.family === us.family ? (n * as.scale) / us.scale : as.family === si.family && analyte.siFactor !== null ? (n * as.scale) / si.scale / analyte.siFactor : null;
   if (value !== null) return Number.isFinite(value) ? { value, unit: unitText } : { problem: `a ${analyte.name} result of ${split.n} ${unitText} is out of range`, field: 'value' };
-  if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
-  return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
+  if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${unitsOf(analyte)}`, field: 'unit' };
+  return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${unitsOf(analyte)}`, field: 'unit' };
 }

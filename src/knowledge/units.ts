@@ -98,6 +98,7 @@ export function canonicalUnit(unit: string): string {
     .replace(/[³]/g, '^3')
     .replace(/[⁶]/g, '^6')
     .replace(/¹²/g, '^12')
+    .replace(/mm\^3$/, 'mm3')
     .replace(/^[x×*]?10(\*|\^|e)(\d+)/, '10^$2');
 }
 
