@@ -1,15 +1,19 @@
 /** The agents on the real knowledge base: intake, labs, plan safety, orchestration and degradation. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Lexicon, runIntake, withinOneEdit } from '../src/agents/intake.js';
-import { labUnitProblems, runLabs } from '../src/agents/labs.js';
+import { labUnitProblems, resolveAnalyte, runLabs } from '../src/agents/labs.js';
+import { loincCheckDigitOk } from '../src/knowledge/analyte-index.js';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
 import { runPlan } from '../src/agents/plan.js';
 import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
-import { loadKnowledgeBase, KnowledgeError } from '../src/knowledge/load.js';
+import { DEFAULT_KNOWLEDGE_DIR, loadKnowledgeBase, KnowledgeError } from '../src/knowledge/load.js';
 import { OpenAiCompatibleClient } from '../src/llm/openai.js';
 
 const kb = loadKnowledgeBase();
@@ -172,6 +176,212 @@ describe('labs agent', () => {
     ]);
     assert.deepEqual(problems.map((p) => p.field), ['labs[1].unit', 'labs[2].value']);
     assert.match(problems[0]!.problem, /printed concentration in mg\/dL or mmol\/L/);
+  });
+});
+
+describe('labs agent: analytes by name or LOINC code, units by UCUM code', () => {
+  const one = (species: 'dog' | 'cat', analyte: string, value: number | string, unit?: string) => runLabs(kb, species, [{ analyte, value, ...(unit === undefined ? {} : { unit }) }]);
+
+  it('reads an analyte by its LOINC code or a name laboratories use, saying what it was sent as', () => {
+    const out = runLabs(kb, 'dog', [
+      { analyte: '2160-0', value: 3.1, unit: 'mg/dL' },
+      { analyte: '14682-9', value: 274, unit: 'umol/L' },
+      { analyte: 'ALT', value: 40, unit: 'U/L' },
+      { analyte: 'SGPT', value: 40, unit: 'U/L' },
+      { analyte: 'Total Bilirubin', value: 0.2, unit: 'mg/dL' },
+      { analyte: 'K+', value: 8.1, unit: 'mEq/L' },
+      { analyte: '2823-3', value: 8.1, unit: 'meq/L' },
+    ]);
+    assert.deepEqual(out.notInterpreted, []);
+    assert.deepEqual(out.results.map((r) => r.analyte), ['creatinine', 'creatinine', 'alt', 'alt', 'total_bilirubin', 'potassium', 'potassium']);
+    assert.deepEqual(out.results.map((r) => r.loinc ?? null), ['2160-0', '14682-9', null, null, null, null, '2823-3']);
+    assert.equal(out.results[2]!.sentAs, 'ALT');
+    assert.equal(out.results[0]!.valueUS, 3.1);
+    assert.ok(Math.abs(out.results[1]!.valueUS - 3.1) < 0.01);
+    assert.ok(has(out.findings, 'azotemia', true) && has(out.findings, 'hyperkalaemia', true));
+  });
+
+  it('reads urea (as European laboratories report it) as urea nitrogen: mmol/L as they are, a mass by the ratio of the molecular weights', () => {
+    const bun = (value: number | string, unit: string, analyte = 'Urea') => one('dog', analyte, value, unit).results[0]!;
+    const uk = bun(25, 'mmol/L');
+    assert.deepEqual([uk.analyte, uk.sentAs, uk.flag], ['bun', 'Urea', 'high']);
+    assert.equal(uk.valueUS, Math.round((25 / 0.357) * 1000) / 1000);
+    assert.ok(Math.abs(bun(150, 'mg/dL').valueUS - 69.96) < 0.01, 'urea 150 mg/dL is urea nitrogen 70 mg/dL');
+    assert.ok(Math.abs(bun(1.5, 'g/L', 'urea').valueUS - 69.96) < 0.01);
+    assert.equal(bun(70, 'mg/dL', 'BUN').valueUS, 70, 'urea nitrogen itself is not scaled');
+    assert.ok(has(one('dog', 'urea', 25, 'mmol/L').findings, 'azotemia', true));
+  });
+
+  it('keeps an unknown LOINC code as not interpreted; a wrong check digit is a problem on labs[i].analyte', () => {
+    const out = one('cat', '12345-5', 3, 'mg/dL');
+    assert.deepEqual(out.notInterpreted.map((n) => n.analyte), ['12345-5']);
+    assert.match(out.notInterpreted[0]!.reason, /LOINC code the knowledge base does not interpret/);
+    assert.deepEqual(labUnitProblems(kb, [{ analyte: '12345-5', value: 3, unit: 'mg/dL' }, { analyte: 'mystery_marker', value: 1, unit: 'U/L' }]), []);
+    const problems = labUnitProblems(kb, [{ analyte: '2160-0', value: 1, unit: 'mg/dL' }, { analyte: '2160-1', value: 1, unit: 'mg/dL' }]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[1].analyte']);
+    assert.match(problems[0]!.problem, /check digit/);
+  });
+
+  it('checks the unit against the family a LOINC code implies (mass, moles, activity)', () => {
+    const problems = labUnitProblems(kb, [
+      { analyte: '2160-0', value: 274, unit: 'umol/L' },
+      { analyte: '14682-9', value: 3.1, unit: 'mg/dL' },
+      { analyte: '1742-6', value: 40, unit: 'mg/dL' },
+      { analyte: '2823-3', value: 4.5, unit: 'mmol/L' },
+      { analyte: '5792-7', value: 500, unit: 'mmol/L' },
+    ]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].unit', 'labs[1].unit', 'labs[2].unit', 'labs[4].unit']);
+    assert.match(problems[0]!.problem, /LOINC 2160-0 is a mass result; "umol\/L" is substance/);
+  });
+
+  it('property: every LOINC code in the knowledge base passes its check digit, resolves to its analyte, and no other check digit does', () => {
+    const codes = [...kb.analytes.values()].flatMap((a) => (a.loinc ?? []).map((l) => [l.code, a.analyte] as const));
+    assert.ok(codes.length >= 30);
+    for (const [code, analyte] of codes) {
+      assert.ok(loincCheckDigitOk(code), code);
+      const ref = resolveAnalyte(kb, code);
+      assert.ok(ref !== undefined && ref !== 'bad-loinc' && ref.analyte.analyte === analyte, code);
+    }
+    fc.assert(
+      fc.property(fc.constantFrom(...codes.map(([c]) => c)), fc.integer({ min: 1, max: 9 }), (code, shift) => {
+        const [num, check] = code.split('-') as [string, string];
+        assert.equal(loincCheckDigitOk(`${num}-${(Number(check) + shift) % 10}`), false);
+      }),
+    );
+  });
+
+  it('converts UCUM codes and display forms of one unit family alike, and across families by the SI factor', () => {
+    const us = (analyte: string, value: number | string, unit?: string) => one('dog', analyte, value, unit).results[0]?.valueUS;
+    for (const unit of ['10*3/uL', 'x10^3/uL', '10^9/L', '10*9/L', 'x10⁹/L', 'x10E9/L', 'K/uL', 'G/L', 'G/l', 'Gpt/l', '/nL', '10^3/µL', 'thou/uL']) assert.equal(us('wbc', 12, unit), 12, unit);
+    assert.equal(us('total_protein', 65, 'g/l'), 6.5, 'lower-case g is grams, upper-case G giga');
+    // The laboratory's own high/low flag after the number is not part of the value.
+    assert.equal(us('glucose', '320 H', 'mg/dL'), 320);
+    assert.equal(us('glucose', '320 mg/dL HH'), 320);
+    assert.equal(us('glucose', '40*', 'mg/dL'), 40);
+    assert.equal(us('potassium', '3.1 L', 'mmol/L'), 3.1);
+    // A decimal comma is read; three digits after a comma could be thousands, so that is asked again.
+    assert.equal(us('glucose', '5,55', 'mmol/L'), 100);
+    assert.equal(us('glucose', '100,5 mg/dL'), 100.5);
+    const comma = labUnitProblems(kb, [{ analyte: 'usg', value: '1,025' }, { analyte: 'platelets', value: '250,000', unit: '/uL' }, { analyte: 'urine_glucose', value: '1,000', unit: 'mg/dL' }]);
+    assert.deepEqual(comma.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value']);
+    assert.match(comma[0]!.problem, /decimal comma or a thousands separator/);
+    assert.equal(us('wbc', 12000, '/uL'), 12);
+    assert.equal(us('wbc', 12, '10³/mm³'), 12);
+    assert.equal(us('wbc', 12000, '{cells}/uL'), 12);
+    assert.equal(us('rbc', 7, '10*12/L'), 7);
+    assert.equal(us('hematocrit', 0.45, 'L/L'), 45);
+    assert.equal(us('alt', 40, '[IU]/L'), 40);
+    assert.equal(us('alt', 0.5, 'ukat/L'), 30);
+    assert.equal(us('total_protein', 65, 'g/L'), 6.5);
+    assert.equal(us('glucose', 1000, 'mg/L'), 100);
+    assert.equal(us('t4', 2.5, 'ug/dL'), 2.5);
+    assert.equal(us('usg', 1.02, '1'), 1.02);
+    assert.equal(us('usg', 1.02, '{ratio}'), 1.02);
+    assert.equal(us('creatinine', '88.4 umol/L'), 1);
+    assert.equal(us('lactate', '<0.5', 'mmol/L'), Math.round((0.5 / 0.111) * 1000) / 1000);
+    const high = one('dog', 'glucose', '>600', 'mg/dL').results[0]!;
+    assert.deepEqual([high.flag, high.interval.source], ['high', 'cornell_chem_2017']);
+    const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: '5.4 mg/dL', unit: 'mmol/L' }, { analyte: 'wbc', value: 12, unit: 'mg/dL' }, { analyte: 'magnesium', value: 2, unit: 'furlongs' }, { analyte: 'wbc', value: 1e300, unit: '/pL' }]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].unit', 'labs[3].value']);
+  });
+
+  it('reads magnesium in mg/dL, as many US laboratories report it, through its molar mass', () => {
+    const mg = one('dog', '19123-9', 2.4, 'mg/dL').results[0]!;
+    assert.deepEqual([mg.analyte, mg.loinc, mg.interval.unit], ['magnesium', '19123-9', 'mEq/L']);
+    assert.ok(Math.abs(mg.valueUS - (24 / 24.305) * 2) < 0.001, String(mg.valueUS));
+    assert.equal(one('dog', 'Mg', 1.0, 'mmol/L').results[0]!.valueUS, 2);
+    assert.deepEqual(labUnitProblems(kb, [{ analyte: '19123-9', value: 1, unit: 'mmol/L' }]).map((p) => p.field), ['labs[0].unit']);
+  });
+
+  it('property: a value in the SI unit (UCUM spelling) reads as the same value in the US unit', () => {
+    const quantitative = [...kb.analytes.values()].filter((a) => a.siFactor !== null && a.scale === undefined && (a.dog ?? a.cat) !== undefined && a.unitSI !== a.unitUS);
+    assert.ok(quantitative.length >= 20);
+    const ucum = (unit: string) => unit.replace(/ \(urea\)$/, '').replace(/^x10\^/, '10*');
+    fc.assert(
+      fc.property(fc.constantFrom(...quantitative), fc.double({ min: 0.01, max: 1000, noNaN: true }), (a, value) => {
+        const species = a.dog !== undefined ? 'dog' : 'cat';
+        const viaSI = runLabs(kb, species, [{ analyte: a.analyte, value: value * a.siFactor!, unit: ucum(a.unitSI) }]).results[0];
+        assert.ok(viaSI !== undefined, `${a.analyte} in ${ucum(a.unitSI)}`);
+        // U/L <-> ukat/L converts by the unit's definition (1/60), the knowledge base rounds it to 0.01667: 2e-4 apart.
+        assert.ok(Math.abs(viaSI.valueUS - value) <= 0.0015 + value * 3e-4, `${a.analyte}: ${viaSI.valueUS} vs ${value}`);
+      }),
+    );
+  });
+
+  it('reads a dipstick in every form strips report it: +/++ notation, neg/tr, words, the block concentration, a string with its unit', () => {
+    const grade = (analyte: string, value: number | string, unit?: string) => one('cat', analyte, value, unit).results[0]?.valueUS;
+    const scale = kb.analytes.get('urine_glucose')!.scale!;
+    const ordinal: Array<[string, string]> = [['neg', 'negative'], ['Negative', 'negative'], ['NEG', 'negative'], ['-', 'negative'], ['tr', 'trace'], ['Trace', 'trace'], ['±', 'trace'], ['+', '1+'], ['++', '2+'], ['+++', '3+'], ['++++', '4+'], ['1+', '1+'], ['4+', '4+'], [' 2 + ', '2+'], ['+3', '3+'], ['Neg.', 'negative'], ['Tr.', 'trace']];
+    for (const [value, expected] of ordinal) assert.equal(grade('urine_glucose', value), scale[expected], value);
+    const pads: Array<[string, number[]]> = [['urine_glucose', [100, 250, 500, 1000, 2000]], ['urine_ketones', [5, 15, 40, 80, 160]], ['urine_protein', [30, 100, 300, 2000]]];
+    for (const [analyte, blocks] of pads) {
+      const grades = blocks.map((b) => grade(analyte, b, 'mg/dL')!);
+      assert.deepEqual(grades, [...grades].sort((a, b) => a - b), `${analyte}: one step up the scale per block`);
+      assert.equal(new Set(grades).size, blocks.length, analyte);
+      assert.equal(grades.at(-1), scale['4+'], analyte);
+      assert.equal(grade(analyte, 0, 'mg/dL'), scale.negative, analyte);
+    }
+    assert.equal(grade('urine_protein', 30, 'mg/dL'), scale['1+']);
+    assert.equal(grade('urine_glucose', '500 mg/dL'), scale['2+']);
+    assert.equal(grade('urine_glucose', '≥2000 mg/dL'), scale['4+']);
+    assert.equal(grade('urine_glucose', '>=2000', 'mg/dL'), scale['4+']);
+    assert.equal(grade('urine_protein', '1+ (30 mg/dL)'), scale['1+']);
+    assert.equal(grade('5792-7', 250, 'mg/dL'), scale['1+']);
+    assert.equal(grade('5797-6', 'moderate'), scale['2+']);
+    assert.equal(grade('urine_ketones', 'Small'), scale['1+']);
+    assert.equal(grade('urine_blood', 'large'), scale['3+']);
+    assert.equal(grade('urine_blood', 'positive'), scale.trace, 'a qualitative positive is at least the lowest positive grade');
+    const blood = one('dog', '5794-3', 'Positive');
+    assert.ok(has(blood.findings, 'urine_blood_positive', true));
+    const problems = labUnitProblems(kb, [
+      { analyte: 'urine_glucose', value: 'small' },
+      { analyte: 'urine_glucose', value: 'lots' },
+      { analyte: 'urine_protein', value: 7 },
+      { analyte: '5794-3', value: 50, unit: 'mg/dL' },
+      { analyte: 'urine_glucose', value: '++' },
+      { analyte: 'urine_blood', value: 50, unit: 'ery/uL' },
+    ]);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value', 'labs[3].unit', 'labs[5].unit']);
+    assert.match(problems[4]!.problem, /no strip chart in the knowledge base maps a Urine blood\/haem \(dipstick\) concentration \("ery\/uL"\)/);
+    assert.match(problems[0]!.problem, /must be a grade .*\+, \+\+, neg, tr.* or a strip's printed concentration/);
+  });
+
+  it('property: any analyte, value and unit a client may send is read or named as a problem on one field, never thrown', () => {
+    const names = [...kb.analyteIndex.keys()];
+    const fields = new Set(['labs[0].analyte', 'labs[0].value', 'labs[0].unit']);
+    const piece = fc.constantFrom('2+', '++', 'neg', 'trace', 'small', '500', '<0.5', '≥2000', 'mg/dL', 'mmol/L', '10*9/L', 'G/L', '{x}', ' H', '(', ')', '.', '-', 'e', 'µ');
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(...names), fc.string({ maxLength: 12 }), fc.stringMatching(/^\d{1,6}-\d$/)),
+        fc.oneof(fc.double({ noNaN: false }), fc.array(piece, { maxLength: 4 }).map((p) => p.join('')), fc.string({ maxLength: 20 })),
+        fc.option(fc.oneof(fc.array(piece, { maxLength: 3 }).map((p) => p.join('')), fc.string({ maxLength: 20 })), { nil: undefined }),
+        (analyte, value, unit) => {
+          const lab = { analyte, value: value === '' ? ' ' : value, ...(unit === undefined ? {} : { unit }) };
+          const problems = labUnitProblems(kb, [lab]);
+          const out = runLabs(kb, 'dog', [lab]);
+          assert.ok(problems.length <= 1 && problems.every((p) => fields.has(p.field)));
+          assert.equal(out.results.length + out.notInterpreted.length, 1);
+          for (const r of out.results) assert.ok(Number.isFinite(r.valueUS), JSON.stringify(lab));
+          if (problems.length === 0 && resolveAnalyte(kb, analyte) !== undefined) assert.equal(out.results.length + out.notInterpreted.filter((n) => /reference interval/.test(n.reason)).length, 1, JSON.stringify(lab));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses at load a LOINC code with a wrong check digit or a property no unit of the analyte has', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kb-'));
+    try {
+      fs.cpSync(DEFAULT_KNOWLEDGE_DIR, dir, { recursive: true });
+      const file = path.join(dir, 'lab-intervals.json');
+      const original = fs.readFileSync(file, 'utf8');
+      fs.writeFileSync(file, original.replace('"code": "2160-0"', '"code": "2160-1"'));
+      assert.throws(() => loadKnowledgeBase(dir), (e: unknown) => e instanceof KnowledgeError && /LOINC 2160-1 fails its check digit/.test(e.message));
+      fs.writeFileSync(file, original.replace(/("code": "2160-0",\s*"name": "[^"]*",\s*"unitFamily": )"mass"/, '$1"time"'));
+      assert.throws(() => loadKnowledgeBase(dir), (e: unknown) => e instanceof KnowledgeError && /LOINC 2160-0 implies time/.test(e.message));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,86 +1,47 @@
 /**
- * Labs: each value converted to the knowledge base's US unit, flagged against the species'
- * reference interval, and turned into findings (azotemia, hyperglycaemia, ...). An analyte the
- * knowledge base does not know is kept and reported as not interpreted, never dropped.
+ * Labs: each analyte found by key, alias or LOINC code, its value read (lab-reading.ts) into the
+ * knowledge base's US unit, flagged against the species' reference interval, and turned into
+ * findings (azotemia, hyperglycaemia, ...). An analyte or LOINC code the knowledge base does not
+ * know is kept and reported as not interpreted, never dropped.
  */
+import { canonicalAnalyte, LOINC_SHAPE, loincCheckDigitOk, type AnalyteRef } from '../knowledge/analyte-index.js';
 import type { KnowledgeBase } from '../knowledge/load.js';
-import type { Analyte, KbSpecies } from '../knowledge/model.js';
+import type { KbSpecies } from '../knowledge/model.js';
+import { readLab } from './lab-reading.js';
 import type { CaseLab, EvidenceRef, FindingEvidence, LabResult, LabsOutput } from './types.js';
 
-export const LABS_VERSION = '1.0.0';
+export const LABS_VERSION = '1.1.0';
 
-/** Canonical spelling of a unit, so "µmol/l", "umol/L" and "μmol/L" compare equal. */
-export function normaliseUnit(unit: string): string {
-  return unit
-    .trim()
-    .toLowerCase()
-    .replace(/[µμ]/g, 'u')
-    .replace(/\s+/g, '')
-    .replace(/^iu\/l$/, 'u/l')
-    .replace(/⁹/g, '^9')
-    .replace(/³/g, '^3')
-    .replace(/^(k|thou)\/ul$/, 'x10^3/ul')
-    .replace(/^10\^/, 'x10^')
-    .replace(/^\((ratio)\)$/, '');
-}
+/** Names already resolved that are not written as the index keys them ("ALT", "Total Bilirubin"), per knowledge base. */
+const resolved = new WeakMap<KnowledgeBase, Map<string, AnalyteRef | 'bad-loinc' | null>>();
 
-function ordinal(analyte: Analyte, value: number | string, unit: string): number | null {
-  const scale = analyte.scale;
-  if (scale === undefined) return null;
-  // A strip's printed concentration ("500 mg/dL"): the grade of the highest block it reaches.
-  const pads = typeof value === 'number' && Number.isFinite(value) ? analyte.pads?.find((p) => normaliseUnit(p.unit) === normaliseUnit(unit)) : undefined;
-  if (pads !== undefined) {
-    const v = value as number;
-    if (v < 0) return null;
-    if (v === 0) return scale.negative ?? null;
-    let grade: number | null = null;
-    for (const [name, block] of Object.entries(pads.grades)) if (v >= block * 0.999 && scale[name] !== undefined && (grade === null || scale[name] > grade)) grade = scale[name];
-    // Above zero but under the lowest printed block: the lowest positive grade.
-    return grade ?? Math.min(...Object.values(scale).filter((n) => n > (scale.negative ?? 0)));
-  }
-  const key = String(value).trim().toLowerCase().replace(/\s+/g, '');
-  for (const [grade, n] of Object.entries(scale)) if (grade.toLowerCase() === key) return n;
-  if (typeof value === 'number' && Object.values(scale).includes(value)) return value;
-  return null;
-}
-
-/** A number, or a string that is one ("1.012" as a laboratory system may send it); else NaN. */
-function numeric(value: number | string): number {
-  if (typeof value === 'number') return value;
-  return /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : Number.NaN;
-}
-
-/** The value in US units, or why it cannot be converted and which field is at fault. */
-export function toUS(analyte: Analyte, lab: Pick<CaseLab, 'value' | 'unit'>): { value: number } | { problem: string; field: 'value' | 'unit' } {
-  const given = lab.unit ?? '';
-  if (analyte.scale !== undefined) {
-    const n = ordinal(analyte, typeof lab.value === 'string' && given !== '' && Number.isFinite(numeric(lab.value)) ? numeric(lab.value) : lab.value, given);
-    const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
-    if (n !== null) return { value: n };
-    // A number in a unit no strip of this pad prints is the unit's fault; anything else the value's.
-    const unitAtFault = Number.isFinite(numeric(lab.value)) && given.trim() !== '' && !analyte.pads?.some((p) => normaliseUnit(p.unit) === normaliseUnit(given));
-    return { problem: `a ${analyte.name} result must be one of ${Object.keys(analyte.scale).join(', ')}${printed}`, field: unitAtFault && analyte.pads !== undefined ? 'unit' : 'value' };
-  }
-  const value = numeric(lab.value);
-  if (!Number.isFinite(value)) return { problem: `a ${analyte.name} result must be a number`, field: 'value' };
-  const unit = normaliseUnit(given);
-  const us = normaliseUnit(analyte.unitUS);
-  const si = normaliseUnit(analyte.unitSI);
-  const use = `${analyte.unitUS}${analyte.unitSI !== analyte.unitUS ? ` or ${analyte.unitSI}` : ''}`;
-  if (unit === us) return { value };
-  if (unit === si && analyte.siFactor !== null) return { value: value / analyte.siFactor };
-  if (given.trim() === '') return { problem: `a ${analyte.name} result needs its unit: ${use}`, field: 'unit' };
-  return { problem: `unit "${given}" cannot be converted for ${analyte.analyte}; use ${use}`, field: 'unit' };
+/** The analyte a lab names, by key, alias, display name or LOINC code; "bad-loinc" for a LOINC-shaped code whose check digit is wrong. */
+export function resolveAnalyte(kb: KnowledgeBase, name: string): AnalyteRef | 'bad-loinc' | undefined {
+  const direct = kb.analyteIndex.get(name);
+  if (direct !== undefined) return direct;
+  let memo = resolved.get(kb);
+  if (memo === undefined) resolved.set(kb, (memo = new Map()));
+  const seen = memo.get(name);
+  if (seen !== undefined) return seen ?? undefined;
+  const trimmed = name.trim();
+  const ref = LOINC_SHAPE.test(trimmed) ? (loincCheckDigitOk(trimmed) ? kb.analyteIndex.get(trimmed) : 'bad-loinc') : kb.analyteIndex.get(canonicalAnalyte(name));
+  // Bounded: a client sending endless novel names must not grow the memo without limit.
+  if (memo.size < 4096) memo.set(name, ref ?? null);
+  return ref;
 }
 
 /** Units that cannot be converted, as field problems; checked before any agent runs. */
 export function labUnitProblems(kb: KnowledgeBase, labs: CaseLab[]): Array<{ field: string; problem: string }> {
   const problems: Array<{ field: string; problem: string }> = [];
   labs.forEach((lab, i) => {
-    const analyte = kb.analytes.get(lab.analyte);
-    if (analyte === undefined) return;
-    const converted = toUS(analyte, lab);
-    if ('problem' in converted) problems.push({ field: `labs[${i}].${converted.field}`, problem: converted.problem });
+    const ref = resolveAnalyte(kb, lab.analyte);
+    if (ref === undefined) return;
+    if (ref === 'bad-loinc') {
+      problems.push({ field: `labs[${i}].analyte`, problem: `"${lab.analyte}" is shaped like a LOINC code but its check digit is wrong` });
+      return;
+    }
+    const read = readLab(ref, lab);
+    if ('problem' in read) problems.push({ field: `labs[${i}].${read.field}`, problem: read.problem });
   });
   return problems;
 }
@@ -90,17 +51,19 @@ export function runLabs(kb: KnowledgeBase, species: KbSpecies, labs: CaseLab[]):
   const findings: FindingEvidence[] = [];
   const notInterpreted: LabsOutput['notInterpreted'] = [];
   for (const lab of labs) {
-    const analyte = kb.analytes.get(lab.analyte);
-    if (analyte === undefined) {
-      notInterpreted.push({ analyte: lab.analyte, reason: 'not in the knowledge base; kept with the case, not interpreted' });
+    const ref = resolveAnalyte(kb, lab.analyte);
+    if (ref === undefined || ref === 'bad-loinc') {
+      const what = LOINC_SHAPE.test(lab.analyte.trim()) ? (ref === 'bad-loinc' ? 'not a valid LOINC code (check digit)' : 'a LOINC code the knowledge base does not interpret') : 'not in the knowledge base';
+      notInterpreted.push({ analyte: lab.analyte, reason: `${what}; kept with the case, not interpreted` });
       continue;
     }
+    const analyte = ref.analyte;
     const interval = analyte[species];
     if (interval === undefined) {
       notInterpreted.push({ analyte: lab.analyte, reason: `no ${species} reference interval in the knowledge base` });
       continue;
     }
-    const converted = toUS(analyte, lab);
+    const converted = readLab(ref, lab);
     if ('problem' in converted) {
       notInterpreted.push({ analyte: lab.analyte, reason: converted.problem });
       continue;
@@ -111,7 +74,9 @@ export function runLabs(kb: KnowledgeBase, species: KbSpecies, labs: CaseLab[]):
       analyte: analyte.analyte,
       name: analyte.name,
       value: lab.value,
-      unit: lab.unit ?? '',
+      unit: converted.unit,
+      ...(lab.analyte !== analyte.analyte ? { sentAs: lab.analyte } : {}),
+      ...(ref.loinc !== undefined ? { loinc: ref.loinc.code } : {}),
       valueUS: Math.round(v * 1000) / 1000,
       flag,
       interval: { low: interval.low, high: interval.high, unit: analyte.unitUS, source: interval.source ?? `estimate: ${interval.basis ?? ''}` },

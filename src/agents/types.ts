@@ -67,6 +67,10 @@ export interface LabResult {
   name: string;
   value: number | string;
   unit: string;
+  /** The analyte as the request named it, when that was an alias or a LOINC code rather than the key. */
+  sentAs?: string;
+  /** The LOINC code the result was sent under. */
+  loinc?: string;
   /** The value in the knowledge base's US unit (ordinal grade for dipstick results). */
   valueUS: number;
   flag: 'low' | 'normal' | 'high';

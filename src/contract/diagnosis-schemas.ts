@@ -20,9 +20,12 @@ export const Vitals = Type.Object(
 
 export const LabValue = Type.Object(
   {
-    analyte: Type.String({ pattern: '^[a-z0-9_]{1,40}$', description: 'Lower-case analyte key, e.g. glucose, creatinine, usg' }),
-    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number (or a string holding one, e.g. "1.012"), or a dipstick grade such as "2+" (a dipstick may also be given as the concentration its strip prints, e.g. 500 with unit mg/dL)' }),
-    unit: Type.Optional(Type.String({ maxLength: 20, description: 'US or SI unit; omit (or leave empty) for unitless values such as usg and for dipstick grades. A value that cannot be read, or a unit that cannot be converted, is a 422 whose field names labs[i].value or labs[i].unit' })),
+    analyte: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9 _.+()/,:%-]{0,39}$',
+      description: 'The analyte: a knowledge-base key (glucose, creatinine, usg), a name laboratories use (ALT, SGPT, HCT, K+, "Total bilirubin"), or a LOINC code (2160-0). An unknown one is kept and reported as not interpreted; a LOINC-shaped code with a wrong check digit is a 422 naming labs[i].analyte',
+    }),
+    value: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 20 })], { description: 'Number, or a string holding one (with its unit or a detection-limit sign: "1.012", "5.4 mmol/L", "<0.5"), or a dipstick grade ("2+", "++", "trace", "neg", "small") or the concentration its strip prints (500 with unit mg/dL, or "500 mg/dL")' }),
+    unit: Type.Optional(Type.String({ maxLength: 20, description: 'A UCUM code (mg/dL, umol/L, 10*3/uL, [IU]/L, meq/L) or the form instruments print (µmol/l, x10^9/L, K/uL, mEq/L), in any unit convertible to the analyte\'s US or SI unit; omit (or leave empty) for unitless values such as usg and for dipstick grades. A value that cannot be read, or a unit that cannot be converted, is a 422 whose field names labs[i].value or labs[i].unit' })),
   },
   Strict,
 );

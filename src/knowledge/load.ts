@@ -24,6 +24,7 @@ import {
   type KbSpecies,
   type Toxin,
 } from './model.js';
+import { buildAnalyteIndex, type AnalyteRef } from './analyte-index.js';
 
 export interface KnowledgeBase {
   /** Highest file version plus a digest of all the files: changes whenever any fact changes. */
@@ -31,6 +32,8 @@ export interface KnowledgeBase {
   findings: Map<string, Finding>;
   conditions: Record<KbSpecies, Condition[]>;
   analytes: Map<string, Analyte>;
+  /** Every name an analyte may be sent by (key, alias, display name, LOINC code), canonical spelling. */
+  analyteIndex: Map<string, AnalyteRef>;
   toxins: Toxin[];
   drugs: Map<string, Drug>;
   vitals: VitalsFile;
@@ -124,7 +127,14 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
     finding(`lab-intervals.json ${a.analyte}`, a.derivedFindings?.high);
     for (const b of a.bands ?? []) finding(`lab-intervals.json ${a.analyte} band`, b.finding);
     for (const sp of KB_SPECIES) if (a[sp] !== undefined) source(`lab-intervals.json ${a.analyte} ${sp}`, a[sp]!);
+    for (const l of a.loinc ?? []) source(`lab-intervals.json ${a.analyte} LOINC ${l.code}`, l);
+    if (a.gradeWords !== undefined) source(`lab-intervals.json ${a.analyte} gradeWords`, a.gradeWords);
+    (a.massForms ?? []).forEach((f, i) => source(`lab-intervals.json ${a.analyte} massForms ${i}`, f));
+    if (a.molarMass !== undefined) source(`lab-intervals.json ${a.analyte} molarMass`, a.molarMass);
+    (a.pads ?? []).forEach((p, i) => source(`lab-intervals.json ${a.analyte} pads ${i}`, p));
   }
+  const analyteIndex = buildAnalyteIndex(labs.analytes);
+  problems.push(...analyteIndex.problems);
   for (const t of toxins.toxins) {
     finding(`toxins.json ${t.code}`, t.exposureFinding);
     t.toxicDoses.forEach((d, i) => source(`toxins.json ${t.code} dose ${i}`, d));
@@ -162,6 +172,7 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
     findings,
     conditions: { dog: dogs.conditions, cat: cats.conditions },
     analytes: new Map(labs.analytes.map((a) => [a.analyte, a])),
+    analyteIndex: analyteIndex.index,
     toxins: toxins.toxins,
     drugs: drugMap,
     vitals,

@@ -49,6 +49,7 @@ export const Condition = Type.Object({
 export type Condition = Static<typeof Condition>;
 export const ConditionsFile = Type.Object({ ...Versioned, species: Species, conditions: Type.Array(Condition, { minItems: 1 }) });
 
+const UnitFamilySchema = Type.Union([Type.Literal('mass'), Type.Literal('substance'), Type.Literal('equivalents'), Type.Literal('catalytic'), Type.Literal('number'), Type.Literal('fraction'), Type.Literal('time'), Type.Literal('ratio'), Type.Literal('grade')]);
 const Interval = Type.Object({ low: Type.Union([Type.Number(), Type.Null()]), high: Type.Union([Type.Number(), Type.Null()]), ...Sourced });
 export const Analyte = Type.Object({
   analyte: Type.String({ pattern: '^[a-z0-9_]+$' }),
@@ -67,6 +68,16 @@ export const Analyte = Type.Object({
    * whose block it reaches; 0 is negative.
    */
   pads: Type.Optional(Type.Array(Type.Object({ unit: Type.String(), grades: Type.Record(Type.String(), Type.Number({ exclusiveMinimum: 0 })), ...Sourced }))),
+  /** Other names laboratories send for the analyte (vocabulary, like findings' synonyms). */
+  aliases: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  /** LOINC codes read as this analyte; unitFamily is what the code's property implies (Mass/volume -> mass ...). */
+  loinc: Type.Optional(Type.Array(Type.Object({ code: Type.String({ pattern: '^\\d{1,7}-\\d$' }), name: Type.String(), unitFamily: UnitFamilySchema, ...Sourced }))),
+  /** Words some strips print instead of a grade (small, moderate, large), each onto a grade of `scale`. */
+  gradeWords: Type.Optional(Type.Object({ words: Type.Record(Type.String(), Type.String()), ...Sourced })),
+  /** g/mol: lets a mass concentration convert when neither unitUS nor unitSI is one (magnesium in mg/dL). */
+  molarMass: Type.Optional(Type.Object({ value: Type.Number({ exclusiveMinimum: 0 }), ...Sourced })),
+  /** The analyte reported as another substance (urea for urea nitrogen): its names, and mass of it x massFactor = mass of this analyte. */
+  massForms: Type.Optional(Type.Array(Type.Object({ names: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), massFactor: Type.Number({ exclusiveMinimum: 0 }), ...Sourced }))),
 });
 export type Analyte = Static<typeof Analyte>;
 export const LabsFile = Type.Object({ ...Versioned, analytes: Type.Array(Analyte, { minItems: 1 }) });

@@ -150,6 +150,9 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 5, unit: 'furlongs' }] }, /labs\[0\]\.unit/],
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 'high', unit: 'mg/dL' }] }, /labs\[0\]\.value/],
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 250 }] }, /labs\[0\]\.unit/],
+        [{ ...GDV, labs: [{ analyte: '2160-1', value: 1.2, unit: 'mg/dL' }] }, /labs\[0\]\.analyte/],
+        [{ ...GDV, labs: [{ analyte: 'urine_glucose', value: 'lots' }] }, /labs\[0\]\.value/],
+        [{ ...GDV, labs: [{ analyte: 'ALT', value: 40, unit: 'U/L' }, { analyte: '2160-0', value: 274, unit: 'umol/L' }] }, /labs\[1\]\.unit/],
         [{ ...GDV, signs: ['not_a_finding'] }, /signs\[0\]/],
         [{ ...GDV, treatments: ['unobtainium'] }, /treatments\[0\]/],
       ];
@@ -162,6 +165,30 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
       const unitless = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: 'usg', value: 1.03 }, { analyte: 'urine_ketones', value: 'trace' }, { analyte: 'lactate', value: '6.8', unit: 'mmol/L' }] } });
       assert.equal(unitless.statusCode, 201, `usg and a dipstick grade need no unit; a number may come as a string: ${unitless.body}`);
       assert.equal((await api('POST', '/v1/diagnoses', { body: { ...GDV, vitals: { heartRate: 'fast' } } })).statusCode, 400);
+    });
+
+    it('reads labs as laboratories send them: LOINC codes and lab names, UCUM units, and names the interval set of each result', async () => {
+      const labs = [
+        { analyte: '2160-0', value: 4.2, unit: 'mg/dL' },
+        { analyte: 'ALT', value: '45', unit: '[IU]/L' },
+        { analyte: 'WBC', value: 12, unit: '10*9/L' },
+        { analyte: 'Glucose', value: 5.4, unit: 'mmol/L' },
+        { analyte: '12345-5', value: 3, unit: 'mg/dL' },
+        { analyte: 'urine_glucose', value: '500 mg/dL' },
+        { analyte: '5797-6', value: 'moderate' },
+        { analyte: 'Urea', value: 25, unit: 'mmol/L' },
+        { analyte: 'Mg', value: '2.4 H', unit: 'mg/dL' },
+      ];
+      const res = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs } });
+      assert.equal(res.statusCode, 201, res.body);
+      const d = res.json();
+      const byAnalyte = new Map(d.labs.map((l: { analyte: string }) => [l.analyte, l]));
+      assert.deepEqual([...byAnalyte.keys()].sort(), ['alt', 'bun', 'creatinine', 'glucose', 'magnesium', 'urine_glucose', 'urine_ketones', 'wbc']);
+      assert.ok(d.findings.some((f: { code: string }) => f.code === 'glucosuria') && d.findings.some((f: { code: string }) => f.code === 'ketonuria'), 'dipsticks as strips print them raise their findings');
+      const creatinine = byAnalyte.get('creatinine') as { loinc: string; flag: string; interval: { source: string; unit: string } };
+      assert.deepEqual([creatinine.loinc, creatinine.flag, creatinine.interval.source, creatinine.interval.unit], ['2160-0', 'high', 'cornell_chem_2017', 'mg/dL']);
+      assert.equal((byAnalyte.get('wbc') as { valueUS: number }).valueUS, 12);
+      assert.ok(d.warnings.some((w: string) => /Lab 12345-5 not interpreted: a LOINC code the knowledge base does not interpret/.test(w)), 'an unknown LOINC code is kept and reported');
     });
 
     it('a diagnosis of a stored patient uses its record and the encounter observations, linking evidence to them', async () => {
