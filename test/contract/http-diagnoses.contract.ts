@@ -161,6 +161,13 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         assert.equal(res.statusCode, 422, res.body);
         assert.match(String(res.json().field), field);
       }
+      // The problem type says which part of a lab result is at fault; every faulty result is listed.
+      const many = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: 'glucose', value: 'high', unit: 'mg/dL' }, { analyte: 'ALT', value: 40, unit: 'U/L' }, { analyte: 'glucose', value: 5, unit: 'furlongs' }, { analyte: '2160-1', value: 1.2, unit: 'mg/dL' }] } });
+      assert.equal(many.statusCode, 422, many.body);
+      assert.equal(many.json().type, 'urn:agenticpet:problem:unreadable-lab-value');
+      assert.deepEqual(many.json().problems.map((p: { field: string }) => p.field), ['labs[0].value', 'labs[2].unit', 'labs[3].analyte']);
+      assert.equal((await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: 'glucose', value: 5, unit: 'furlongs' }] } })).json().type, 'urn:agenticpet:problem:unconvertible-unit');
+      assert.equal((await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: '2160-1', value: 1.2, unit: 'mg/dL' }] } })).json().type, 'urn:agenticpet:problem:unknown-lab-analyte');
       assert.equal((await api('POST', '/v1/diagnoses', { body: { complaint: 'x' } })).statusCode, 400, 'a patient is required');
       const unitless = await api('POST', '/v1/diagnoses', { body: { ...GDV, labs: [{ analyte: 'usg', value: 1.03 }, { analyte: 'urine_ketones', value: 'trace' }, { analyte: 'lactate', value: '6.8', unit: 'mmol/L' }] } });
       assert.equal(unitless.statusCode, 201, `usg and a dipstick grade need no unit; a number may come as a string: ${unitless.body}`);

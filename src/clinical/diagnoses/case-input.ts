@@ -13,6 +13,9 @@ import type { StoredRecord } from '../ports.js';
 
 export type CaseFieldsInput = ConsultationInputs;
 
+/** A lab result's problem type by the part at fault: its analyte, its value or its unit. */
+const LAB_PROBLEM_TYPE: Record<string, string> = { analyte: 'unknown-lab-analyte', value: 'unreadable-lab-value', unit: 'unconvertible-unit' };
+
 export interface PatientFacts {
   species: string;
   breed?: string | null;
@@ -34,7 +37,15 @@ export function checkCaseFields(kb: KnowledgeBase, f: CaseFieldsInput, prefix = 
     if (!kb.drugs.has(code)) throw new UnprocessableError('unknown-drug', `${prefix}treatments[${i}] "${code}" is not a drug in the knowledge base`, { field: `${prefix}treatments[${i}]` });
   });
   const problems = labUnitProblems(kb, (f.labs ?? []) as CaseLab[]);
-  if (problems.length > 0) throw new UnprocessableError('unconvertible-unit', `${prefix}${problems[0]!.field}: ${problems[0]!.problem}`, { field: `${prefix}${problems[0]!.field}` });
+  if (problems.length > 0) {
+    // The first problem names the type and the field; every one is listed, so a panel with
+    // several unreadable results is corrected in one round.
+    const first = problems[0]!;
+    throw new UnprocessableError(LAB_PROBLEM_TYPE[first.field.slice(first.field.lastIndexOf('.') + 1)] ?? 'unreadable-lab', `${prefix}${first.field}: ${first.problem}`, {
+      field: `${prefix}${first.field}`,
+      ...(problems.length > 1 ? { problems: problems.map((p) => ({ field: `${prefix}${p.field}`, detail: p.problem })) } : {}),
+    });
+  }
 }
 
 export function checkSpecies(kb: KnowledgeBase, species: string, field: string): 'dog' | 'cat' {
