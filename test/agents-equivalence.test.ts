@@ -22,7 +22,7 @@ const phraseFirsts = (lexicon as unknown as { byFirst: Map<string, unknown> }).b
 
 /** What the lexicon answered before the index: the first long word within one edit. */
 function scan(word: string): { code: string; length: number } | null {
-  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1 };
+  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1, present: true };
   return null;
 }
 
@@ -68,7 +68,7 @@ describe('lexicon typo index', () => {
   });
 });
 
-/** The differential's ranking computed directly: each condition's log score, in the same order of additions. */
+/** The differential's ranking computed directly: each condition's log score, in the same order of additions (a hedged finding at half weight). */
 function reference(conditions: Condition[], exposure: ReadonlySet<string>, input: CaseInput, findings: FindingEvidence[]): Array<[string, number]> {
   const unlisted = (code: string) => (exposure.has(code) ? 0.001 : 0.02);
   const breed = input.breed?.toLowerCase() ?? '';
@@ -86,7 +86,7 @@ function reference(conditions: Condition[], exposure: ReadonlySet<string>, input
     let logScore = Math.log(c.prior.value) + weights.reduce((sum, w) => sum + w, 0);
     for (const f of findings) {
       const l = likelihoods.get(f.code) ?? unlisted(f.code);
-      logScore += Math.log(f.present ? l : 1 - l);
+      logScore += (f.uncertain === true ? 0.5 : 1) * Math.log(f.present ? l : 1 - l);
     }
     return { code: c.code, logScore };
   });
@@ -113,7 +113,7 @@ describe('differential tables', () => {
         fc.option(fc.integer({ min: 0, max: 200 }).map((n) => n / 10)),
         fc.constantFrom<CaseInput['sex']>('male', 'female', 'unknown'),
         fc.constantFrom(true, false, null),
-        fc.array(fc.record({ code: fc.constantFrom(...kb.findings.keys()), present: fc.boolean() }), { maxLength: 12 }),
+        fc.array(fc.record({ code: fc.constantFrom(...kb.findings.keys()), present: fc.boolean(), uncertain: fc.boolean() }), { maxLength: 12 }),
         (base, breed, ageYears, sex, neutered, extra) => {
           const input: CaseInput = { ...base, breed, ageYears, sex, neutered };
           const findings = mergeFindings([...runIntake(lexicon, kb, input).findings, ...runLabs(kb, input.species, input.labs).findings]);

@@ -6,11 +6,12 @@
  */
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
-import type { CaseInput, FindingEvidence, IntakeOutput } from './types.js';
+import { assessDose, BELOW_TOXIC_DOSE } from './toxicology.js';
+import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.0.0';
+export const INTAKE_VERSION = '1.1.0';
 
-interface Token {
+export interface Token {
   /** Stemmed, for vocabulary matching. */
   word: string;
   /** Lower-case with apostrophes dropped, for negation and durations. */
@@ -22,7 +23,21 @@ interface Token {
 interface Phrase {
   code: string;
   words: string[];
+  /** False for a phrase that says the finding is absent ("eating fine"). */
+  present: boolean;
 }
+
+/**
+ * Words skipped inside a phrase, in the vocabulary and the complaint alike, so "holding her back
+ * leg up" meets "holding back leg up" and "nose is all blocked" meets "nose is blocked". A phrase
+ * may still start with one ("a cut"): only its later words are skipped.
+ */
+const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the', 'a', 'an', 'all', 'really', 'very', 'so', 'left', 'right']);
+/** "won't stop scratching", "can't stop licking": the negation denies the stopping, not the sign. */
+const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
+/** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
+const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsure', 'probably', 'seemingly']);
+const SUDDEN = new Set(['suddenly', 'sudden', 'abruptly']);
 
 const NEGATIONS = new Set([
   'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
@@ -67,14 +82,28 @@ function stem(word: string): string {
   return word;
 }
 
+const TOKEN = /[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,%]/g;
+
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
-  for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,]/g)) {
+  for (const m of text.matchAll(TOKEN)) {
     const raw = plain(m[0]);
     const word = stem(raw);
     if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length });
   }
   return tokens;
+}
+
+const PUNCTUATION = new Set(['.', ';', '!', '?', ',', '%']);
+
+/**
+ * A vocabulary term as matched: stems, punctuation dropped, fillers dropped after the first word
+ * unless that would leave a single word ("not right" stays two words, or "not" alone would match).
+ */
+function termWords(term: string): string[] {
+  const words = tokenize(term).filter((t) => !PUNCTUATION.has(t.word));
+  const kept = words.filter((t, k) => k === 0 || !FILLERS.has(t.raw));
+  return (kept.length >= 2 || words.length === kept.length ? kept : words).map((t) => t.word);
 }
 
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
@@ -95,14 +124,16 @@ export class Lexicon {
   constructor(kb: KnowledgeBase) {
     for (const f of kb.findings.values()) {
       const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
-      for (const term of terms) {
-        const words = tokenize(term).map((t) => t.word).filter((w) => !/^[.;!?,]$/.test(w));
-        if (words.length === 0) continue;
+      const add = (term: string, present: boolean) => {
+        const words = termWords(term);
+        if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, present });
         this.byFirst.set(words[0]!, list);
-        if (words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
-      }
+        if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
+      };
+      for (const term of terms) add(term, true);
+      for (const term of f.absentTerms ?? []) add(term, false);
     }
     for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
     // Built from the finished map: a word set twice keeps its first position but its last code.
@@ -117,18 +148,42 @@ export class Lexicon {
     }
   }
 
-  /** The longest phrase starting at token i, or an exact long word one edit away. */
-  match(tokens: Token[], i: number): { code: string; length: number } | null {
+  /**
+   * The longest phrase starting at token i (fillers inside it skipped), or an exact long word one
+   * edit away. length counts the tokens spanned; present is false for an absent-term phrase.
+   */
+  match(tokens: Token[], i: number, end: number = tokens.length): { code: string; length: number; present: boolean } | null {
     const word = tokens[i]!.word;
     const phrases = this.byFirst.get(word);
     if (phrases !== undefined) {
-      for (const p of phrases) if (startsAt(p.words, tokens, i)) return { code: p.code, length: p.words.length };
+      for (const p of phrases) {
+        const length = spanAt(p.words, tokens, i, end);
+        if (length > 0) return { code: p.code, length, present: p.present };
+      }
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
-      if (code !== undefined) return { code, length: 1 };
+      if (code !== undefined) return { code, length: 1, present: true };
     }
     return null;
+  }
+
+  /**
+   * The finding named by the words of a phrase with its last word replaced ("runny eyes and nose":
+   * "runny" + "nose"), when the vocabulary has exactly that phrase.
+   */
+  exact(words: string[]): { code: string; present: boolean } | null {
+    const list = this.byFirst.get(words[0]!);
+    if (list === undefined) return null;
+    for (const p of list) if (p.words.length === words.length && p.words.every((w, k) => w === words[k])) return { code: p.code, present: p.present };
+    return null;
+  }
+
+  /** The vocabulary words (fillers dropped) of the phrase a match spans. */
+  phraseWords(tokens: Token[], i: number, length: number): string[] {
+    const out: string[] = [];
+    for (let k = i; k < i + length; k++) if (k === i || !FILLERS.has(tokens[k]!.raw)) out.push(tokens[k]!.word);
+    return out;
   }
 
   /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
@@ -149,9 +204,16 @@ export class Lexicon {
   }
 }
 
-function startsAt(words: string[], tokens: Token[], i: number): boolean {
-  for (let k = 0; k < words.length; k++) if (tokens[i + k]?.word !== words[k]) return false;
-  return true;
+/** Tokens spanned by the phrase starting at i (fillers after the first word skipped), or 0. */
+function spanAt(words: string[], tokens: Token[], i: number, end: number): number {
+  if (tokens[i]?.word !== words[0]) return 0;
+  let j = i + 1;
+  for (let k = 1; k < words.length; k++) {
+    while (j < end && FILLERS.has(tokens[j]!.raw) && tokens[j]!.word !== words[k]) j++;
+    if (j >= end || tokens[j]!.word !== words[k]) return 0;
+    j++;
+  }
+  return j - i;
 }
 
 /** Damerau-Levenshtein distance ≤ 1 (one insertion, deletion, substitution or transposition). */
@@ -185,9 +247,15 @@ function durationIn(tokens: Token[], from: number, to: number): number | undefin
   return undefined;
 }
 
-export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'>): IntakeOutput {
+export function runIntake(
+  lexicon: Lexicon,
+  kb: KnowledgeBase,
+  input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'> & { weightKg?: number | null },
+): IntakeOutput & { warning?: string } {
   const found: FindingEvidence[] = [];
+  const doses: DoseAssessment[] = [];
   const tokens = tokenize(input.complaint);
+  const weightKg = input.vitals.weightKg ?? input.weightKg ?? null;
   // Sentences bound both negation and durations.
   const sentenceEnds: number[] = [];
   for (let i = 0; i < tokens.length; i++) {
@@ -197,47 +265,73 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
   // Commas stay in the token stream as negation-scope breaks; the lexicon never spans one.
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
+  let words = 0;
   for (const end of sentenceEnds) {
-    const matches: Array<{ code: string; at: number; length: number }> = [];
+    const matches: Array<{ code: string; at: number; length: number; present: boolean }> = [];
     for (let i = sentenceStart; i < end; ) {
-      const m = lexicon.match(tokens, i);
-      if (m === null || i + m.length > end) {
+      if (!PUNCTUATION.has(tokens[i]!.raw)) words++;
+      const m = lexicon.match(tokens, i, end);
+      if (m === null) {
         i++;
         continue;
       }
-      matches.push({ code: m.code, at: i, length: m.length });
+      matches.push({ code: m.code, at: i, length: m.length, present: m.present });
       i += m.length;
+      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and".
+      while (m.length >= 2 && i + 1 < end && (tokens[i]!.raw === 'and' || tokens[i]!.raw === 'or')) {
+        const head = lexicon.phraseWords(tokens, matches[matches.length - 1]!.at, m.length).slice(0, -1);
+        const other = lexicon.exact([...head, tokens[i + 1]!.word]);
+        if (other === null) break;
+        matches.push({ code: other.code, at: i + 1, length: 1, present: other.present });
+        i += 2;
+      }
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    let sudden = false;
+    for (let k = sentenceStart; k < end && !sudden; k++) sudden = SUDDEN.has(tokens[k]!.raw) || (tokens[k]!.raw === 'of' && tokens[k + 1]?.raw === 'nowhere');
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
     const inPhrase = new Set<number>();
     for (const m of matches) for (let k = m.at; k < m.at + m.length; k++) inPhrase.add(k);
     for (const m of matches) {
       let negated = false;
+      let uncertain = false;
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
-        if (NEGATIONS.has(w) && !inPhrase.has(k)) {
+        if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
+        if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
           break;
         }
       }
+      const present = m.present !== negated;
       const first = tokens[m.at]!;
       const last = tokens[m.at + m.length - 1]!;
+      const source = { kind: 'complaint' as const, ref: 'complaint', text: input.complaint.slice(first.start, last.end), start: first.start, end: last.end };
+      const dose = present ? assessDose(kb, input.species, weightKg, m.code, tokens, sentenceStart, end) : null;
+      if (dose !== null) doses.push(dose);
       found.push({
-        code: m.code,
-        present: !negated,
-        source: { kind: 'complaint', ref: 'complaint', text: input.complaint.slice(first.start, last.end), start: first.start, end: last.end },
-        ...(duration !== undefined && !negated ? { durationDays: duration } : {}),
+        code: dose?.belowToxicDose ? BELOW_TOXIC_DOSE : m.code,
+        present,
+        source,
+        ...(duration !== undefined && present ? { durationDays: duration } : {}),
+        ...(uncertain && present ? { uncertain: true } : {}),
+        ...(sudden && present ? { onset: 'sudden' as const } : {}),
       });
     }
     sentenceStart = end + 1;
   }
+  const complaintFound = found.length;
   for (const s of input.signs) {
     found.push({ code: s.code, present: s.present, source: s.observationId ? { kind: 'observation', ref: s.observationId, value: s.present } : { kind: 'sign', ref: s.code, value: s.present } });
   }
   found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}));
-  return { findings: mergeFindings(found) };
+  const unread = words > 0 && complaintFound === 0;
+  return {
+    findings: mergeFindings(found),
+    ...(doses.length > 0 ? { doses } : {}),
+    ...(unread ? { unreadComplaint: true, warning: 'Nothing in the complaint was recognised: the differential rests on the other findings and the priors alone, and triage was not lowered for it; a person should read the complaint' } : {}),
+  };
 }
 
 function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>): FindingEvidence[] {
@@ -258,12 +352,12 @@ function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput[
   return out;
 }
 
-/** One entry per finding: present wins over absent (a sign can be absent yesterday and present today). */
+/** One entry per finding: present wins over absent (a sign can be absent yesterday and present today), certain over hedged. */
 export function mergeFindings(list: FindingEvidence[]): FindingEvidence[] {
   const byCode = new Map<string, FindingEvidence>();
   for (const f of list) {
     const seen = byCode.get(f.code);
-    if (seen === undefined || (!seen.present && f.present)) byCode.set(f.code, f);
+    if (seen === undefined || (!seen.present && f.present) || (seen.present && seen.uncertain === true && f.present && f.uncertain !== true)) byCode.set(f.code, f);
   }
   return [...byCode.values()];
 }
