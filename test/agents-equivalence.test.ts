@@ -21,8 +21,8 @@ const longWords = (lexicon as unknown as { longWords: Map<string, string> }).lon
 const phraseFirsts = (lexicon as unknown as { byFirst: Map<string, unknown> }).byFirst;
 
 /** What the lexicon answered before the index: the first long word within one edit. */
-function scan(word: string): { code: string; length: number } | null {
-  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1, present: true };
+function scan(word: string): { code: string; length: number; present: boolean; words: string[] } | null {
+  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1, present: true, words: [word] };
   return null;
 }
 

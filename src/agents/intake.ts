@@ -7,6 +7,7 @@
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
 import { assessDose, BELOW_TOXIC_DOSE } from './toxicology.js';
+import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
 export const INTAKE_VERSION = '1.1.0';
@@ -22,17 +23,22 @@ export interface Token {
 
 interface Phrase {
   code: string;
+  /** Stems of the term's words, fillers included. */
   words: string[];
+  /** Per word: a filler that may be missing from the complaint (only in phrases of 2+ other words). */
+  optional: boolean[];
   /** False for a phrase that says the finding is absent ("eating fine"). */
   present: boolean;
 }
 
 /**
- * Words skipped inside a phrase, in the vocabulary and the complaint alike, so "holding her back
- * leg up" meets "holding back leg up" and "nose is all blocked" meets "nose is blocked". A phrase
- * may still start with one ("a cut"): only its later words are skipped.
+ * Words that may be skipped inside a phrase: in the complaint ("holding her back right leg up"
+ * meets "holding her back leg up", "nose is all blocked" meets "nose is blocked") and in the
+ * phrase ("holding his leg up" meets "holding leg up"). A match without skips is preferred, so
+ * "in the heat" (heat exposure) and "in heat" (oestrus) stay apart. Only later words are skipped:
+ * a phrase may start with one ("a cut").
  */
-const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the', 'a', 'an', 'all', 'really', 'very', 'so', 'left', 'right']);
+const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the', 'a', 'an', 'all', 'really', 'very', 'so', 'left', 'right', 'bit', 'little', 'slightly', 'quite']);
 /** "won't stop scratching", "can't stop licking": the negation denies the stopping, not the sign. */
 const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
 /** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
@@ -54,7 +60,7 @@ const UNIT_DAYS: Record<string, number> = { minute: 1 / 1440, hour: 1 / 24, day:
 
 const IRREGULAR: Record<string, string> = {
   been: 'be', being: 'be', was: 'be', is: 'be', were: 'be', are: 'be', ate: 'eat', eaten: 'eat', drank: 'drink', drunk: 'drink', threw: 'throw', thrown: 'throw',
-  got: 'get', gotten: 'get', bit: 'bite', bitten: 'bite', fell: 'fall', fallen: 'fall', hit: 'hit', ran: 'run', swallowed: 'swallow', brought: 'bring', chewed: 'chew',
+  got: 'get', gotten: 'get', bitten: 'bite', fell: 'fall', fallen: 'fall', hit: 'hit', ran: 'run', swallowed: 'swallow', brought: 'bring', chewed: 'chew',
 };
 
 /**
@@ -97,13 +103,15 @@ export function tokenize(text: string): Token[] {
 const PUNCTUATION = new Set(['.', ';', '!', '?', ',', '%']);
 
 /**
- * A vocabulary term as matched: stems, punctuation dropped, fillers dropped after the first word
- * unless that would leave a single word ("not right" stays two words, or "not" alone would match).
+ * A vocabulary term as matched: stems with punctuation dropped, and which words may be missing.
+ * Fillers are optional only where two other words remain ("not right" needs both words, or "not"
+ * alone would match).
  */
-function termWords(term: string): string[] {
-  const words = tokenize(term).filter((t) => !PUNCTUATION.has(t.word));
-  const kept = words.filter((t, k) => k === 0 || !FILLERS.has(t.raw));
-  return (kept.length >= 2 || words.length === kept.length ? kept : words).map((t) => t.word);
+function termWords(term: string): { words: string[]; optional: boolean[] } {
+  const tokens = tokenize(term).filter((t) => !PUNCTUATION.has(t.word));
+  const filler = tokens.map((t, k) => k > 0 && FILLERS.has(t.raw));
+  const others = filler.filter((f) => !f).length;
+  return { words: tokens.map((t) => t.word), optional: filler.map((f) => f && others >= 2) };
 }
 
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
@@ -125,10 +133,10 @@ export class Lexicon {
     for (const f of kb.findings.values()) {
       const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
       const add = (term: string, present: boolean) => {
-        const words = termWords(term);
+        const { words, optional } = termWords(term);
         if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, present });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present });
         this.byFirst.set(words[0]!, list);
         if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
       };
@@ -152,18 +160,29 @@ export class Lexicon {
    * The longest phrase starting at token i (fillers inside it skipped), or an exact long word one
    * edit away. length counts the tokens spanned; present is false for an absent-term phrase.
    */
-  match(tokens: Token[], i: number, end: number = tokens.length): { code: string; length: number; present: boolean } | null {
+  match(tokens: Token[], i: number, end: number = tokens.length): { code: string; length: number; present: boolean; words: string[] } | null {
     const word = tokens[i]!.word;
     const phrases = this.byFirst.get(word);
     if (phrases !== undefined) {
+      // The phrase spanning most tokens; on a tie, the one with fewest skipped fillers, then the first.
+      let best: Phrase | undefined;
+      let bestSpan = 0;
+      let bestSkips = 0;
       for (const p of phrases) {
-        const length = spanAt(p.words, tokens, i, end);
-        if (length > 0) return { code: p.code, length, present: p.present };
+        const span = spanAt(p, tokens, i, end);
+        if (span === 0) continue;
+        const skips = SKIPS.n;
+        if (span > bestSpan || (span === bestSpan && skips < bestSkips)) {
+          best = p;
+          bestSpan = span;
+          bestSkips = skips;
+        }
       }
+      if (best !== undefined) return { code: best.code, length: bestSpan, present: best.present, words: best.words };
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
-      if (code !== undefined) return { code, length: 1, present: true };
+      if (code !== undefined) return { code, length: 1, present: true, words: [word] };
     }
     return null;
   }
@@ -179,12 +198,7 @@ export class Lexicon {
     return null;
   }
 
-  /** The vocabulary words (fillers dropped) of the phrase a match spans. */
-  phraseWords(tokens: Token[], i: number, length: number): string[] {
-    const out: string[] = [];
-    for (let k = i; k < i + length; k++) if (k === i || !FILLERS.has(tokens[k]!.raw)) out.push(tokens[k]!.word);
-    return out;
-  }
+
 
   /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
   private nearLongWord(word: string): string | undefined {
@@ -204,15 +218,28 @@ export class Lexicon {
   }
 }
 
-/** Tokens spanned by the phrase starting at i (fillers after the first word skipped), or 0. */
-function spanAt(words: string[], tokens: Token[], i: number, end: number): number {
+/** The fillers skipped by the last spanAt (a module slot rather than an object per call). */
+const SKIPS = { n: 0 };
+
+/** Tokens spanned by the phrase starting at i (fillers skipped on either side), or 0. */
+function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
+  const words = p.words;
   if (tokens[i]?.word !== words[0]) return 0;
   let j = i + 1;
-  for (let k = 1; k < words.length; k++) {
-    while (j < end && FILLERS.has(tokens[j]!.raw) && tokens[j]!.word !== words[k]) j++;
-    if (j >= end || tokens[j]!.word !== words[k]) return 0;
-    j++;
+  let skips = 0;
+  for (let k = 1; k < words.length; ) {
+    if (j < end && tokens[j]!.word === words[k]) {
+      j++;
+      k++;
+    } else if (p.optional[k]) {
+      k++;
+      skips++;
+    } else if (j < end && FILLERS.has(tokens[j]!.raw)) {
+      j++;
+      skips++;
+    } else return 0;
   }
+  SKIPS.n = skips;
   return j - i;
 }
 
@@ -250,7 +277,7 @@ function durationIn(tokens: Token[], from: number, to: number): number | undefin
 export function runIntake(
   lexicon: Lexicon,
   kb: KnowledgeBase,
-  input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'> & { weightKg?: number | null },
+  input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'> & { weightKg?: number | null; ageYears?: number | null },
 ): IntakeOutput & { warning?: string } {
   const found: FindingEvidence[] = [];
   const doses: DoseAssessment[] = [];
@@ -279,7 +306,7 @@ export function runIntake(
       i += m.length;
       // "runny eyes and nose": the phrase again with its last word replaced by the one after "and".
       while (m.length >= 2 && i + 1 < end && (tokens[i]!.raw === 'and' || tokens[i]!.raw === 'or')) {
-        const head = lexicon.phraseWords(tokens, matches[matches.length - 1]!.at, m.length).slice(0, -1);
+        const head = m.words.slice(0, -1);
         const other = lexicon.exact([...head, tokens[i + 1]!.word]);
         if (other === null) break;
         matches.push({ code: other.code, at: i + 1, length: 1, present: other.present });
@@ -325,7 +352,8 @@ export function runIntake(
   for (const s of input.signs) {
     found.push({ code: s.code, present: s.present, source: s.observationId ? { kind: 'observation', ref: s.observationId, value: s.present } : { kind: 'sign', ref: s.code, value: s.present } });
   }
-  found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}));
+  const panting = found.some((f) => f.code === 'panting_excessive' && f.present);
+  found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}, input.ageYears ?? null, panting));
   const unread = words > 0 && complaintFound === 0;
   return {
     findings: mergeFindings(found),
@@ -334,11 +362,11 @@ export function runIntake(
   };
 }
 
-function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>): FindingEvidence[] {
+function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>, ageYears: number | null, panting: boolean): FindingEvidence[] {
   const out: FindingEvidence[] = [];
   for (const p of kb.vitals.parameters) {
     const value = vitals[p.code];
-    if (value === undefined) continue;
+    if (value === undefined || !referenceRangeApplies(p.code, species, ageYears, panting)) continue;
     const range = p[species];
     const source = sources[p.code] ? { kind: 'observation' as const, ref: sources[p.code]!, value, unit: p.unit } : { kind: 'vital' as const, ref: p.code, value, unit: p.unit };
     if (range.high !== null && value > range.high && p.derivedFindings?.high) out.push({ code: p.derivedFindings.high, present: true, source });
