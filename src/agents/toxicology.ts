@@ -79,7 +79,7 @@ function countBefore(tokens: Token[], i: number, from: number): number {
 }
 
 /** Grams of product eaten, read from the sentence, or null when no amount can be read. */
-function gramsEaten(tokens: Token[], from: number, to: number, e: DoseEstimation): { grams: number; read: string } | null {
+function gramsEaten(tokens: Token[], from: number, to: number, e: DoseEstimation, requires: Set<string> | null): { grams: number; read: string } | null {
   let mass: { grams: number; at: number } | null = null;
   let counted: { n: number; noun: string; each: number } | null = null;
   let vague = false;
@@ -94,10 +94,10 @@ function gramsEaten(tokens: Token[], from: number, to: number, e: DoseEstimation
     const noun = raw.replace(/s$/, '');
     const each = e.unitGrams[noun];
     if (counted !== null || typeof each !== 'number') continue;
-    // "two squares", "a couple of squares", "12 tablets", "two 200mg tablets": the count is before the noun.
+    // "two squares", "a couple of squares", "12 tablets", "one 200mg ibuprofen tablet": the count
+    // is before the noun, past "of", the strength and the drug's name.
     let k = i - 1;
-    if (tokens[k]?.raw === 'of') k--;
-    if (mass !== null && mass.at === k) k--;
+    while (k >= from && (tokens[k]!.raw === 'of' || (mass !== null && mass.at === k) || requires?.has(tokens[k]!.raw) === true)) k--;
     const n = k >= from ? numberOf(tokens[k]!.raw) : undefined;
     if (n !== undefined) counted = { n, noun, each };
   }
@@ -126,7 +126,7 @@ function agentPerGram(tokens: Token[], from: number, to: number, e: DoseEstimati
     if (k.highCocoaPercent !== undefined && percent !== undefined && percent >= k.highCocoaPercent) return { value: k.highCocoaValue!, kind: `${k.words[0]} (${percent}%)` };
     return { value: k.value, kind: k.words[0]! };
   }
-  return { value: e.agentMgPerGram.default, kind: 'unstated kind' };
+  return { value: e.agentMgPerGram.default, kind: e.agentMgPerGram.kinds.length > 0 ? 'unstated kind' : 'the drug' };
 }
 
 export function assessDose(kb: KnowledgeBase, species: KbSpecies, weightKg: number | null, exposure: string, tokens: Token[], from: number, to: number): DoseAssessment | null {
@@ -143,7 +143,7 @@ export function assessDose(kb: KnowledgeBase, species: KbSpecies, weightKg: numb
     for (let i = from; i < to && !named; i++) named = p.requires.has(tokens[i]!.raw);
     if (!named) return null;
   }
-  const eaten = gramsEaten(tokens, from, to, p.estimation);
+  const eaten = gramsEaten(tokens, from, to, p.estimation, p.requires);
   if (eaten === null) return null;
   const content = agentPerGram(tokens, from, to, p.estimation);
   const dose = Math.round(((eaten.grams * content.value) / weightKg) * 100) / 100;
