@@ -19,6 +19,8 @@ export interface Token {
   raw: string;
   start: number;
   end: number;
+  /** One of FILLERS (looked up once here, not per phrase tried). */
+  filler?: boolean;
 }
 
 interface Phrase {
@@ -43,7 +45,7 @@ const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the
 const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
 /** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
 const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsure', 'probably', 'seemingly']);
-const SUDDEN = new Set(['suddenly', 'sudden', 'abruptly']);
+const SUDDEN_ONSET = 'sudden_onset';
 
 const NEGATIONS = new Set([
   'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
@@ -95,7 +97,7 @@ export function tokenize(text: string): Token[] {
   for (const m of text.matchAll(TOKEN)) {
     const raw = plain(m[0]);
     const word = stem(raw);
-    if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length });
+    if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length, filler: FILLERS.has(raw) });
   }
   return tokens;
 }
@@ -165,10 +167,16 @@ export class Lexicon {
     const phrases = this.byFirst.get(word);
     if (phrases !== undefined) {
       // The phrase spanning most tokens; on a tie, the one with fewest skipped fillers, then the first.
+      // Phrases come longest first, and one can span at most its words plus the fillers ahead: the
+      // scan stops once no later phrase could beat the best.
+      let fillersAhead = 0;
+      for (let j = i + 1, last = Math.min(end, i + phrases[0]!.words.length + MAX_FILLER_RUN); j < last; j++) if (tokens[j]!.filler === true) fillersAhead++;
       let best: Phrase | undefined;
       let bestSpan = 0;
       let bestSkips = 0;
       for (const p of phrases) {
+        const reach = p.words.length + fillersAhead;
+        if (reach < bestSpan || (reach === bestSpan && bestSkips === 0)) break;
         const span = spanAt(p, tokens, i, end);
         if (span === 0) continue;
         const skips = SKIPS.n;
@@ -218,6 +226,9 @@ export class Lexicon {
   }
 }
 
+/** At most this many fillers of the complaint are skipped within one phrase (bounds the search). */
+const MAX_FILLER_RUN = 4;
+
 /** The fillers skipped by the last spanAt (a module slot rather than an object per call). */
 const SKIPS = { n: 0 };
 
@@ -234,7 +245,7 @@ function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
     } else if (p.optional[k]) {
       k++;
       skips++;
-    } else if (j < end && FILLERS.has(tokens[j]!.raw)) {
+    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN) {
       j++;
       skips++;
     } else return 0;
@@ -314,8 +325,8 @@ export function runIntake(
       }
     }
     const duration = durationIn(tokens, sentenceStart, end);
-    let sudden = false;
-    for (let k = sentenceStart; k < end && !sudden; k++) sudden = SUDDEN.has(tokens[k]!.raw) || (tokens[k]!.raw === 'of' && tokens[k + 1]?.raw === 'nowhere');
+    // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
+    const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
     const inPhrase = new Set<number>();
     for (const m of matches) for (let k = m.at; k < m.at + m.length; k++) inPhrase.add(k);
