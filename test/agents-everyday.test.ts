@@ -109,6 +109,12 @@ describe('dose-aware toxicology', () => {
     assert.equal(big.outputs.triage?.level, 'emergency');
   });
 
+  it('a toxicosis still leads when the owner says the animal seems fine so far', async () => {
+    const r = await orchestrate(registry, patient('dog', 'she ate some sugar free chewing gum an hour ago, she seems fine so far', { weightKg: 7 }));
+    assert.equal(r.outputs.differential?.differentials[0]?.code, 'xylitol_toxicosis');
+    assert.equal(r.outputs.triage?.level, 'emergency');
+  });
+
   it('stays toxic when the amount or the weight cannot be read', () => {
     assert.ok(find(intake('ate some chocolate', { weightKg: 38 }).findings, 'ate_chocolate'));
     assert.ok(find(intake('ate two squares and then the rest of the bar of chocolate', { weightKg: 38 }).findings, 'ate_chocolate'));
