@@ -70,7 +70,7 @@ describe('lexicon typo index', () => {
 
 /** The differential's ranking computed directly: each condition's log score, in the same order of additions (a hedged finding at half weight). */
 function reference(conditions: Condition[], exposure: ReadonlySet<string>, input: CaseInput, findings: FindingEvidence[]): Array<[string, number]> {
-  const unlisted = (code: string) => (exposure.has(code) ? 0.001 : 0.02);
+  const unlisted = (code: string) => kb.findings.get(code)?.unlistedLikelihood?.value ?? (exposure.has(code) ? 0.001 : 0.02);
   const breed = input.breed?.toLowerCase() ?? '';
   const rows = conditions.map((c) => {
     const weights: number[] = [];
@@ -101,7 +101,8 @@ function reference(conditions: Condition[], exposure: ReadonlySet<string>, input
 
 describe('differential tables', () => {
   const exposure = new Set([...kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code));
-  const models = { dog: new DifferentialModel('dog', kb.conditions.dog, exposure), cat: new DifferentialModel('cat', kb.conditions.cat, exposure) };
+  const own = new Map([...kb.findings.values()].flatMap((f) => (f.unlistedLikelihood === undefined ? [] : [[f.code, f.unlistedLikelihood.value] as const])));
+  const models = { dog: new DifferentialModel('dog', kb.conditions.dog, exposure, own), cat: new DifferentialModel('cat', kb.conditions.cat, exposure, own) };
   const vignettes = loadVignettes().map((v) => caseFromRequest(kb, v.request));
   const breeds = [null, '', 'retriever', ...new Set(Object.values(kb.conditions).flatMap((cs) => cs.flatMap((c) => c.signalment?.breeds?.map((b) => b.breed) ?? [])))];
 

@@ -60,6 +60,18 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(find(out, 'lameness')?.onset, undefined);
   });
 
+  it('reads the course from durations: 3 weeks or more is chronic, 3 days or less is not', async () => {
+    assert.equal(find(intake('vomiting on and off for the past few weeks').findings, 'chronic_course')?.present, true);
+    assert.equal(find(intake('vomiting since yesterday').findings, 'chronic_course')?.present, false);
+    assert.equal(find(intake('vomiting for a week').findings, 'chronic_course'), undefined);
+    // The differential uses it: the same signs rank a chronic disease higher over months than over a day.
+    const rank = async (complaint: string) => {
+      const r = await orchestrate(registry, patient('cat', complaint, { ageYears: 13 }));
+      return r.outputs.differential!.differentials.find((d) => d.code === 'chronic_enteropathy')?.probability ?? 0;
+    };
+    assert.ok((await rank('vomiting and diarrhoea for 3 months')) > (await rank('vomiting and diarrhoea since yesterday')));
+  });
+
   it('a hedged finding moves the differential half as far as a certain one', () => {
     const model = registry.suite('dog').differential;
     const input = patient('dog', '');

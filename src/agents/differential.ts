@@ -89,8 +89,11 @@ export class DifferentialModel {
     readonly species: KbSpecies,
     conditions: Condition[],
     exposureCodes: ReadonlySet<string> = new Set(),
+    /** Findings whose knowledge-base entry gives its own likelihood for conditions that do not list it. */
+    unlistedByFinding: ReadonlyMap<string, number> = new Map(),
   ) {
     for (const code of exposureCodes) this.unlisted.set(code, UNLISTED_EXPOSURE_LIKELIHOOD);
+    for (const [code, l] of unlistedByFinding) this.unlisted.set(code, l);
     this.scored = conditions.map((c) => ({
       condition: c,
       likelihoods: new Map(c.findings.map((f) => [f.code, f.likelihood])),

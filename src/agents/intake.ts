@@ -46,6 +46,10 @@ const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
 /** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
 const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsure', 'probably', 'seemingly']);
 const SUDDEN_ONSET = 'sudden_onset';
+const CHRONIC_COURSE = 'chronic_course';
+/** Engine parameters: days from which a course is chronic, and up to which it is acute. */
+export const CHRONIC_DAYS = 21;
+export const ACUTE_DAYS = 3;
 
 const NEGATIONS = new Set([
   'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
@@ -360,6 +364,16 @@ export function runIntake(
     sentenceStart = end + 1;
   }
   const complaintFound = found.length;
+  // A course of 3 weeks or more (the usual cut-off for chronic vomiting, diarrhoea and cough) makes
+  // chronic_course present; one of 3 days or less makes it absent. Read from the longest duration
+  // given for a duration-sensitive finding.
+  let longest: FindingEvidence | undefined;
+  for (const f of found) {
+    if (f.present && f.durationDays !== undefined && kb.findings.get(f.code)?.durationSensitive === true && (longest === undefined || f.durationDays > longest.durationDays!)) longest = f;
+  }
+  if (longest !== undefined && (longest.durationDays! >= CHRONIC_DAYS || longest.durationDays! <= ACUTE_DAYS)) {
+    found.push({ code: CHRONIC_COURSE, present: longest.durationDays! >= CHRONIC_DAYS, source: longest.source, durationDays: longest.durationDays! });
+  }
   for (const s of input.signs) {
     found.push({ code: s.code, present: s.present, source: s.observationId ? { kind: 'observation', ref: s.observationId, value: s.present } : { kind: 'sign', ref: s.code, value: s.present } });
   }

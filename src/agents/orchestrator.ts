@@ -79,7 +79,12 @@ export class AgentRegistry {
         kb: this.kb,
         species,
         lexicon: this.lexicon.value,
-        differential: new DifferentialModel(species, this.kb.conditions[species], new Set([...this.kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code))),
+        differential: new DifferentialModel(
+          species,
+          this.kb.conditions[species],
+          new Set([...this.kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code)),
+          new Map([...this.kb.findings.values()].flatMap((f) => (f.unlistedLikelihood === undefined ? [] : [[f.code, f.unlistedLikelihood.value] as const]))),
+        ),
         findingNames: Object.fromEntries([...this.kb.findings.values()].map((f) => [f.code, f.name])),
       };
       this.suites.set(key, suite);

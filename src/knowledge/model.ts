@@ -23,6 +23,8 @@ export const Finding = Type.Object({
   synonyms: Type.Optional(Type.Array(Type.String())),
   layTerms: Type.Optional(Type.Array(Type.String())),
   misspellings: Type.Optional(Type.Array(Type.String())),
+  /** P(finding | condition) for a condition that does not list it, where the engine default (0.02) is wrong for it. */
+  unlistedLikelihood: Type.Optional(Type.Object({ value: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), ...Sourced })),
   /** Phrases that say the finding is absent ("eating fine" for inappetence). */
   absentTerms: Type.Optional(Type.Array(Type.String())),
   durationSensitive: Type.Optional(Type.Boolean()),
