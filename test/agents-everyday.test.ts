@@ -51,6 +51,13 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(find(intake('not eating fine').findings, 'inappetence')?.present, true);
   });
 
+  it('reads counts: "twice", "6 times"', () => {
+    assert.equal(find(intake('he has been sick twice').findings, 'vomiting')?.count, 2);
+    assert.equal(find(intake("she's thrown up about 6 times since last night").findings, 'vomiting')?.count, 6);
+    assert.equal(find(intake('vomited three times. no diarrhoea').findings, 'vomiting')?.count, 3);
+    assert.equal(find(intake('vomiting since yesterday').findings, 'vomiting')?.count, undefined);
+  });
+
   it('marks hedged findings and sudden onset', () => {
     const out = intake('maybe limping. suddenly started vomiting').findings;
     assert.equal(find(out, 'lameness')?.uncertain, true);

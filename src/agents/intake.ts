@@ -271,6 +271,20 @@ export function withinOneEdit(a: string, b: string): boolean {
   return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
 }
 
+/** "once", "twice", "three times", "6 times" in the sentence. */
+function countIn(tokens: Token[], from: number, to: number): number | undefined {
+  for (let i = from; i < to; i++) {
+    const w = tokens[i]!.raw;
+    if (w === 'once') return 1;
+    if (w === 'twice') return 2;
+    if (w === 'thrice') return 3;
+    if (tokens[i + 1]?.raw !== 'times' || i + 1 >= to) continue;
+    const n = /^\d+$/.test(w) ? Number(w) : NUMBERS[w];
+    if (n !== undefined) return n;
+  }
+  return undefined;
+}
+
 function durationIn(tokens: Token[], from: number, to: number): number | undefined {
   for (let i = from; i < to; i++) {
     const w = tokens[i]!.raw;
@@ -329,6 +343,7 @@ export function runIntake(
       }
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    const count = countIn(tokens, sentenceStart, end);
     // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
     const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
@@ -357,6 +372,7 @@ export function runIntake(
         present,
         source,
         ...(duration !== undefined && present ? { durationDays: duration } : {}),
+        ...(count !== undefined && present ? { count } : {}),
         ...(uncertain && present ? { uncertain: true } : {}),
         ...(sudden && present ? { onset: 'sudden' as const } : {}),
       });

@@ -21,6 +21,8 @@ export interface FindingEvidence {
   durationDays?: number;
   /** The owner hedged ("maybe limping", "I think she was sick"): weighed as half the evidence. */
   uncertain?: boolean;
+  /** How many times, when the sentence says so ("twice", "6 times"). */
+  count?: number;
   /** "suddenly", "out of nowhere" in the same sentence. */
   onset?: 'sudden';
 }
