@@ -134,6 +134,17 @@ describe('dose-aware toxicology', () => {
     assert.equal(r.outputs.triage?.level, 'emergency');
   });
 
+  it("a sub-toxic estimate gives way to the toxin's own signs", async () => {
+    const out = intake('he ate two squares of milk chocolate and now he is shaking and restless', { weightKg: 38 });
+    assert.ok(find(out.findings, 'ate_chocolate'));
+    assert.equal(find(out.findings, BELOW_TOXIC_DOSE), undefined);
+    assert.equal(out.doses?.[0]?.belowToxicDose, false);
+    // Mild stomach upset alone does not.
+    assert.ok(find(intake('he ate two squares of milk chocolate and was sick once', { weightKg: 38 }).findings, BELOW_TOXIC_DOSE));
+    const fast = await orchestrate(registry, patient('dog', 'ate two squares of milk chocolate', { weightKg: 38, vitals: { heartRate: 150 } }));
+    assert.equal(fast.outputs.triage?.level, 'emergency');
+  });
+
   it('stays toxic when the amount or the weight cannot be read', () => {
     assert.ok(find(intake('ate some chocolate', { weightKg: 38 }).findings, 'ate_chocolate'));
     assert.ok(find(intake('ate two squares and then the rest of the bar of chocolate', { weightKg: 38 }).findings, 'ate_chocolate'));
@@ -208,6 +219,7 @@ describe('everyday conditions', () => {
     ['cat', 'spaghetti like worms in his poo', 'intestinal_parasites', 'routine', { ageYears: 0.3 }],
     ['cat', 'she ate some of the spider plant and was sick once, now fine', 'non_toxic_ingestion', 'self-care'],
     ['cat', 'he has blackheads on his chin, not itchy', 'feline_acne', 'self-care'],
+    ['cat', 'she has been sneezing a bit, otherwise fine', 'feline_upper_respiratory_infection', 'routine'],
     ['dog', 'he is healthy and happy, full of beans, is it normal for him to sleep so much after walks?', 'no_disease_detected', 'self-care'],
   ];
   for (const [species, complaint, code, triage, more] of cases) {

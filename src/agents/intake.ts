@@ -6,7 +6,7 @@
  */
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
-import { assessDose, BELOW_TOXIC_DOSE } from './toxicology.js';
+import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
 import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
@@ -395,6 +395,18 @@ export function runIntake(
   }
   const panting = found.some((f) => f.code === 'panting_excessive' && f.present);
   found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}, input.ageYears ?? null, panting));
+  // A dose estimated as non-toxic is overruled by the toxin's own signs beyond mild stomach upset
+  // (tremors after "two squares" mean more was eaten, or something else): the exposure stands.
+  for (const d of doses) {
+    if (!d.belowToxicDose) continue;
+    const signs = toxinSigns(kb, d.toxin);
+    const sign = found.find((f) => f.present && signs.has(f.code));
+    if (sign === undefined) continue;
+    d.belowToxicDose = false;
+    d.basis += `; but ${sign.code} is present, so the ingestion is treated as toxic`;
+    const f = found.find((x) => x.code === BELOW_TOXIC_DOSE && x.present);
+    if (f !== undefined) f.code = d.exposureFinding;
+  }
   const unread = words > 0 && complaintFound === 0;
   return {
     findings: mergeFindings(found),

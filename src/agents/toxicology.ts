@@ -129,6 +129,19 @@ function agentPerGram(tokens: Token[], from: number, to: number, e: DoseEstimati
   return { value: e.agentMgPerGram.default, kind: e.agentMgPerGram.kinds.length > 0 ? 'unstated kind' : 'the drug' };
 }
 
+const MILD = new Set(['vomiting', 'diarrhoea', 'hypersalivation', 'nausea']);
+const signsOf = new WeakMap<KnowledgeBase, Map<string, Set<string>>>();
+
+/** The toxin's findings (toxins.json) other than mild stomach upset. */
+export function toxinSigns(kb: KnowledgeBase, toxin: string): ReadonlySet<string> {
+  let map = signsOf.get(kb);
+  if (map === undefined) {
+    map = new Map(kb.toxins.map((t) => [t.code, new Set(((t as Toxin & { findings?: string[] }).findings ?? []).filter((f) => !MILD.has(f)))]));
+    signsOf.set(kb, map);
+  }
+  return map.get(toxin) ?? new Set();
+}
+
 export function assessDose(kb: KnowledgeBase, species: KbSpecies, weightKg: number | null, exposure: string, tokens: Token[], from: number, to: number): DoseAssessment | null {
   if (weightKg === null || !(weightKg > 0)) return null;
   const p = byExposure(kb).get(exposure);
