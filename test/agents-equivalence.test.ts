@@ -21,8 +21,8 @@ const longWords = (lexicon as unknown as { longWords: Map<string, string> }).lon
 const phraseFirsts = (lexicon as unknown as { byFirst: Map<string, unknown> }).byFirst;
 
 /** What the lexicon answered before the index: the first long word within one edit. */
-function scan(word: string): { code: string; length: number } | null {
-  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1 };
+function scan(word: string): { code: string; length: number; present: boolean; words: string[] } | null {
+  for (const [candidate, code] of longWords) if (withinOneEdit(word, candidate)) return { code, length: 1, present: true, words: [word] };
   return null;
 }
 
@@ -68,9 +68,9 @@ describe('lexicon typo index', () => {
   });
 });
 
-/** The differential's ranking computed directly: each condition's log score, in the same order of additions. */
+/** The differential's ranking computed directly: each condition's log score, in the same order of additions (a hedged finding at half weight). */
 function reference(conditions: Condition[], exposure: ReadonlySet<string>, input: CaseInput, findings: FindingEvidence[]): Array<[string, number]> {
-  const unlisted = (code: string) => (exposure.has(code) ? 0.001 : 0.02);
+  const unlisted = (code: string) => kb.findings.get(code)?.unlistedLikelihood?.value ?? (exposure.has(code) ? 0.001 : 0.02);
   const breed = input.breed?.toLowerCase() ?? '';
   const rows = conditions.map((c) => {
     const weights: number[] = [];
@@ -86,7 +86,7 @@ function reference(conditions: Condition[], exposure: ReadonlySet<string>, input
     let logScore = Math.log(c.prior.value) + weights.reduce((sum, w) => sum + w, 0);
     for (const f of findings) {
       const l = likelihoods.get(f.code) ?? unlisted(f.code);
-      logScore += Math.log(f.present ? l : 1 - l);
+      logScore += (f.uncertain === true ? 0.5 : 1) * Math.log(f.present ? l : 1 - l);
     }
     return { code: c.code, logScore };
   });
@@ -101,7 +101,8 @@ function reference(conditions: Condition[], exposure: ReadonlySet<string>, input
 
 describe('differential tables', () => {
   const exposure = new Set([...kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code));
-  const models = { dog: new DifferentialModel('dog', kb.conditions.dog, exposure), cat: new DifferentialModel('cat', kb.conditions.cat, exposure) };
+  const own = new Map([...kb.findings.values()].flatMap((f) => (f.unlistedLikelihood === undefined ? [] : [[f.code, f.unlistedLikelihood.value] as const])));
+  const models = { dog: new DifferentialModel('dog', kb.conditions.dog, exposure, own), cat: new DifferentialModel('cat', kb.conditions.cat, exposure, own) };
   const vignettes = loadVignettes().map((v) => caseFromRequest(kb, v.request));
   const breeds = [null, '', 'retriever', ...new Set(Object.values(kb.conditions).flatMap((cs) => cs.flatMap((c) => c.signalment?.breeds?.map((b) => b.breed) ?? [])))];
 
@@ -113,7 +114,7 @@ describe('differential tables', () => {
         fc.option(fc.integer({ min: 0, max: 200 }).map((n) => n / 10)),
         fc.constantFrom<CaseInput['sex']>('male', 'female', 'unknown'),
         fc.constantFrom(true, false, null),
-        fc.array(fc.record({ code: fc.constantFrom(...kb.findings.keys()), present: fc.boolean() }), { maxLength: 12 }),
+        fc.array(fc.record({ code: fc.constantFrom(...kb.findings.keys()), present: fc.boolean(), uncertain: fc.boolean() }), { maxLength: 12 }),
         (base, breed, ageYears, sex, neutered, extra) => {
           const input: CaseInput = { ...base, breed, ageYears, sex, neutered };
           const findings = mergeFindings([...runIntake(lexicon, kb, input).findings, ...runLabs(kb, input.species, input.labs).findings]);

@@ -7,7 +7,7 @@
 import type { Condition, KbSpecies } from '../knowledge/model.js';
 import type { CaseInput, Differential, DifferentialOutput, EvidenceWeight, FindingEvidence } from './types.js';
 
-export const DIFFERENTIAL_VERSION = '1.1.0';
+export const DIFFERENTIAL_VERSION = '1.2.0';
 
 /** P(finding | condition) for a finding the condition does not list (knowledge-base README guidance). */
 const UNLISTED_LIKELIHOOD = 0.02;
@@ -18,6 +18,8 @@ const UNLISTED_LIKELIHOOD = 0.02;
  */
 const UNLISTED_EXPOSURE_LIKELIHOOD = 0.001;
 const TOP_N = 10;
+/** Weight of a hedged finding's log likelihood (engine parameter: half the evidence of a certain one). */
+const HEDGED = 0.5;
 
 interface Scored {
   condition: Condition;
@@ -87,8 +89,11 @@ export class DifferentialModel {
     readonly species: KbSpecies,
     conditions: Condition[],
     exposureCodes: ReadonlySet<string> = new Set(),
+    /** Findings whose knowledge-base entry gives its own likelihood for conditions that do not list it. */
+    unlistedByFinding: ReadonlyMap<string, number> = new Map(),
   ) {
     for (const code of exposureCodes) this.unlisted.set(code, UNLISTED_EXPOSURE_LIKELIHOOD);
+    for (const [code, l] of unlistedByFinding) this.unlisted.set(code, l);
     this.scored = conditions.map((c) => ({
       condition: c,
       likelihoods: new Map(c.findings.map((f) => [f.code, f.likelihood])),
@@ -146,10 +151,12 @@ export class DifferentialModel {
       const column = this.columns.get(f.code);
       if (column !== undefined) {
         const logs = f.present ? column.present : column.absent;
-        for (let k = 0; k < n; k++) logScores[k]! += logs[k]!;
+        // A hedged finding ("maybe limping") counts as half the evidence (a tempered likelihood).
+        if (f.uncertain === true) for (let k = 0; k < n; k++) logScores[k]! += HEDGED * logs[k]!;
+        else for (let k = 0; k < n; k++) logScores[k]! += logs[k]!;
       } else {
         const l = this.unlistedOf(f.code);
-        const log = Math.log(f.present ? l : 1 - l);
+        const log = (f.uncertain === true ? HEDGED : 1) * Math.log(f.present ? l : 1 - l);
         for (let k = 0; k < n; k++) logScores[k]! += log;
       }
     }
@@ -180,7 +187,7 @@ export class DifferentialModel {
     for (const f of findings) {
       const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
       const m = this.marginal.get(f.code) ?? this.unlistedOf(f.code);
-      const weight = Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
+      const weight = (f.uncertain === true ? HEDGED : 1) * Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
       if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, weight: Math.round(weight * 1000) / 1000 });
     }
     return evidence;

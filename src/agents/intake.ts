@@ -6,23 +6,50 @@
  */
 import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
-import type { CaseInput, FindingEvidence, IntakeOutput } from './types.js';
+import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
+import { referenceRangeApplies } from './triage.js';
+import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.0.0';
+export const INTAKE_VERSION = '1.1.0';
 
-interface Token {
+export interface Token {
   /** Stemmed, for vocabulary matching. */
   word: string;
   /** Lower-case with apostrophes dropped, for negation and durations. */
   raw: string;
   start: number;
   end: number;
+  /** One of FILLERS (looked up once here, not per phrase tried). */
+  filler?: boolean;
 }
 
 interface Phrase {
   code: string;
+  /** Stems of the term's words, fillers included. */
   words: string[];
+  /** Per word: a filler that may be missing from the complaint (only in phrases of 2+ other words). */
+  optional: boolean[];
+  /** False for a phrase that says the finding is absent ("eating fine"). */
+  present: boolean;
 }
+
+/**
+ * Words that may be skipped inside a phrase: in the complaint ("holding her back right leg up"
+ * meets "holding her back leg up", "nose is all blocked" meets "nose is blocked") and in the
+ * phrase ("holding his leg up" meets "holding leg up"). A match without skips is preferred, so
+ * "in the heat" (heat exposure) and "in heat" (oestrus) stay apart. Only later words are skipped:
+ * a phrase may start with one ("a cut").
+ */
+const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the', 'a', 'an', 'all', 'really', 'very', 'so', 'left', 'right', 'bit', 'little', 'slightly', 'quite']);
+/** "won't stop scratching", "can't stop licking": the negation denies the stopping, not the sign. */
+const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
+/** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
+const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsure', 'probably', 'seemingly']);
+const SUDDEN_ONSET = 'sudden_onset';
+const CHRONIC_COURSE = 'chronic_course';
+/** Engine parameters: days from which a course is chronic, and up to which it is acute. */
+export const CHRONIC_DAYS = 21;
+export const ACUTE_DAYS = 3;
 
 const NEGATIONS = new Set([
   'no', 'not', 'never', 'without', 'denies', 'denied', 'deny', 'nor', 'neither', 'none', 'hasnt', 'hadnt', 'havent', 'isnt', 'wasnt', 'arent', 'werent',
@@ -39,7 +66,7 @@ const UNIT_DAYS: Record<string, number> = { minute: 1 / 1440, hour: 1 / 24, day:
 
 const IRREGULAR: Record<string, string> = {
   been: 'be', being: 'be', was: 'be', is: 'be', were: 'be', are: 'be', ate: 'eat', eaten: 'eat', drank: 'drink', drunk: 'drink', threw: 'throw', thrown: 'throw',
-  got: 'get', gotten: 'get', bit: 'bite', bitten: 'bite', fell: 'fall', fallen: 'fall', hit: 'hit', ran: 'run', swallowed: 'swallow', brought: 'bring', chewed: 'chew',
+  got: 'get', gotten: 'get', bitten: 'bite', fell: 'fall', fallen: 'fall', hit: 'hit', ran: 'run', swallowed: 'swallow', brought: 'bring', chewed: 'chew',
 };
 
 /**
@@ -67,14 +94,30 @@ function stem(word: string): string {
   return word;
 }
 
+const TOKEN = /[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,%]/g;
+
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
-  for (const m of text.matchAll(/[A-Za-zÀ-ÿ0-9’'`]+|[.;!?,]/g)) {
+  for (const m of text.matchAll(TOKEN)) {
     const raw = plain(m[0]);
     const word = stem(raw);
-    if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length });
+    if (word !== '') tokens.push({ word, raw, start: m.index!, end: m.index! + m[0].length, filler: FILLERS.has(raw) });
   }
   return tokens;
+}
+
+const PUNCTUATION = new Set(['.', ';', '!', '?', ',', '%']);
+
+/**
+ * A vocabulary term as matched: stems with punctuation dropped, and which words may be missing.
+ * Fillers are optional only where two other words remain ("not right" needs both words, or "not"
+ * alone would match).
+ */
+function termWords(term: string): { words: string[]; optional: boolean[] } {
+  const tokens = tokenize(term).filter((t) => !PUNCTUATION.has(t.word));
+  const filler = tokens.map((t, k) => k > 0 && FILLERS.has(t.raw));
+  const others = filler.filter((f) => !f).length;
+  return { words: tokens.map((t) => t.word), optional: filler.map((f) => f && others >= 2) };
 }
 
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
@@ -95,14 +138,16 @@ export class Lexicon {
   constructor(kb: KnowledgeBase) {
     for (const f of kb.findings.values()) {
       const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
-      for (const term of terms) {
-        const words = tokenize(term).map((t) => t.word).filter((w) => !/^[.;!?,]$/.test(w));
-        if (words.length === 0) continue;
+      const add = (term: string, present: boolean) => {
+        const { words, optional } = termWords(term);
+        if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present });
         this.byFirst.set(words[0]!, list);
-        if (words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
-      }
+        if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
+      };
+      for (const term of terms) add(term, true);
+      for (const term of f.absentTerms ?? []) add(term, false);
     }
     for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
     // Built from the finished map: a word set twice keeps its first position but its last code.
@@ -117,19 +162,55 @@ export class Lexicon {
     }
   }
 
-  /** The longest phrase starting at token i, or an exact long word one edit away. */
-  match(tokens: Token[], i: number): { code: string; length: number } | null {
+  /**
+   * The longest phrase starting at token i (fillers inside it skipped), or an exact long word one
+   * edit away. length counts the tokens spanned; present is false for an absent-term phrase.
+   */
+  match(tokens: Token[], i: number, end: number = tokens.length): { code: string; length: number; present: boolean; words: string[] } | null {
     const word = tokens[i]!.word;
     const phrases = this.byFirst.get(word);
     if (phrases !== undefined) {
-      for (const p of phrases) if (startsAt(p.words, tokens, i)) return { code: p.code, length: p.words.length };
+      // The phrase spanning most tokens; on a tie, the one with fewest skipped fillers, then the first.
+      // Phrases come longest first, and one can span at most its words plus the fillers ahead: the
+      // scan stops once no later phrase could beat the best.
+      let fillersAhead = 0;
+      for (let j = i + 1, last = Math.min(end, i + phrases[0]!.words.length + MAX_FILLER_RUN); j < last; j++) if (tokens[j]!.filler === true) fillersAhead++;
+      let best: Phrase | undefined;
+      let bestSpan = 0;
+      let bestSkips = 0;
+      for (const p of phrases) {
+        const reach = p.words.length + fillersAhead;
+        if (reach < bestSpan || (reach === bestSpan && bestSkips === 0)) break;
+        const span = spanAt(p, tokens, i, end);
+        if (span === 0) continue;
+        const skips = SKIPS.n;
+        if (span > bestSpan || (span === bestSpan && skips < bestSkips)) {
+          best = p;
+          bestSpan = span;
+          bestSkips = skips;
+        }
+      }
+      if (best !== undefined) return { code: best.code, length: bestSpan, present: best.present, words: best.words };
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
-      if (code !== undefined) return { code, length: 1 };
+      if (code !== undefined) return { code, length: 1, present: true, words: [word] };
     }
     return null;
   }
+
+  /**
+   * The finding named by the words of a phrase with its last word replaced ("runny eyes and nose":
+   * "runny" + "nose"), when the vocabulary has exactly that phrase.
+   */
+  exact(words: string[]): { code: string; present: boolean } | null {
+    const list = this.byFirst.get(words[0]!);
+    if (list === undefined) return null;
+    for (const p of list) if (p.words.length === words.length && p.words.every((w, k) => w === words[k])) return { code: p.code, present: p.present };
+    return null;
+  }
+
+
 
   /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
   private nearLongWord(word: string): string | undefined {
@@ -149,9 +230,32 @@ export class Lexicon {
   }
 }
 
-function startsAt(words: string[], tokens: Token[], i: number): boolean {
-  for (let k = 0; k < words.length; k++) if (tokens[i + k]?.word !== words[k]) return false;
-  return true;
+/** At most this many fillers of the complaint are skipped within one phrase (bounds the search). */
+const MAX_FILLER_RUN = 4;
+
+/** The fillers skipped by the last spanAt (a module slot rather than an object per call). */
+const SKIPS = { n: 0 };
+
+/** Tokens spanned by the phrase starting at i (fillers skipped on either side), or 0. */
+function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
+  const words = p.words;
+  if (tokens[i]?.word !== words[0]) return 0;
+  let j = i + 1;
+  let skips = 0;
+  for (let k = 1; k < words.length; ) {
+    if (j < end && tokens[j]!.word === words[k]) {
+      j++;
+      k++;
+    } else if (p.optional[k]) {
+      k++;
+      skips++;
+    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN) {
+      j++;
+      skips++;
+    } else return 0;
+  }
+  SKIPS.n = skips;
+  return j - i;
 }
 
 /** Damerau-Levenshtein distance ≤ 1 (one insertion, deletion, substitution or transposition). */
@@ -165,6 +269,20 @@ export function withinOneEdit(a: string, b: string): boolean {
     return a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2);
   }
   return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
+}
+
+/** "once", "twice", "three times", "6 times" in the sentence. */
+function countIn(tokens: Token[], from: number, to: number): number | undefined {
+  for (let i = from; i < to; i++) {
+    const w = tokens[i]!.raw;
+    if (w === 'once') return 1;
+    if (w === 'twice') return 2;
+    if (w === 'thrice') return 3;
+    if (tokens[i + 1]?.raw !== 'times' || i + 1 >= to) continue;
+    const n = /^\d+$/.test(w) ? Number(w) : NUMBERS[w];
+    if (n !== undefined) return n;
+  }
+  return undefined;
 }
 
 function durationIn(tokens: Token[], from: number, to: number): number | undefined {
@@ -185,9 +303,15 @@ function durationIn(tokens: Token[], from: number, to: number): number | undefin
   return undefined;
 }
 
-export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'>): IntakeOutput {
+export function runIntake(
+  lexicon: Lexicon,
+  kb: KnowledgeBase,
+  input: Pick<CaseInput, 'species' | 'complaint' | 'signs' | 'vitals' | 'vitalSources'> & { weightKg?: number | null; ageYears?: number | null },
+): IntakeOutput & { warning?: string } {
   const found: FindingEvidence[] = [];
+  const doses: DoseAssessment[] = [];
   const tokens = tokenize(input.complaint);
+  const weightKg = input.vitals.weightKg ?? input.weightKg ?? null;
   // Sentences bound both negation and durations.
   const sentenceEnds: number[] = [];
   for (let i = 0; i < tokens.length; i++) {
@@ -197,54 +321,105 @@ export function runIntake(lexicon: Lexicon, kb: KnowledgeBase, input: Pick<CaseI
   // Commas stay in the token stream as negation-scope breaks; the lexicon never spans one.
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
+  let words = 0;
   for (const end of sentenceEnds) {
-    const matches: Array<{ code: string; at: number; length: number }> = [];
+    const matches: Array<{ code: string; at: number; length: number; present: boolean }> = [];
     for (let i = sentenceStart; i < end; ) {
-      const m = lexicon.match(tokens, i);
-      if (m === null || i + m.length > end) {
+      if (!PUNCTUATION.has(tokens[i]!.raw)) words++;
+      const m = lexicon.match(tokens, i, end);
+      if (m === null) {
         i++;
         continue;
       }
-      matches.push({ code: m.code, at: i, length: m.length });
+      matches.push({ code: m.code, at: i, length: m.length, present: m.present });
       i += m.length;
+      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and".
+      while (m.length >= 2 && i + 1 < end && (tokens[i]!.raw === 'and' || tokens[i]!.raw === 'or')) {
+        const head = m.words.slice(0, -1);
+        const other = lexicon.exact([...head, tokens[i + 1]!.word]);
+        if (other === null) break;
+        matches.push({ code: other.code, at: i + 1, length: 1, present: other.present });
+        i += 2;
+      }
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    const count = countIn(tokens, sentenceStart, end);
+    // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
+    const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
     const inPhrase = new Set<number>();
     for (const m of matches) for (let k = m.at; k < m.at + m.length; k++) inPhrase.add(k);
     for (const m of matches) {
       let negated = false;
+      let uncertain = false;
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
-        if (NEGATIONS.has(w) && !inPhrase.has(k)) {
+        if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
+        if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
           break;
         }
       }
+      const present = m.present !== negated;
       const first = tokens[m.at]!;
       const last = tokens[m.at + m.length - 1]!;
+      const source = { kind: 'complaint' as const, ref: 'complaint', text: input.complaint.slice(first.start, last.end), start: first.start, end: last.end };
+      const dose = present ? assessDose(kb, input.species, weightKg, m.code, tokens, sentenceStart, end) : null;
+      if (dose !== null) doses.push(dose);
       found.push({
-        code: m.code,
-        present: !negated,
-        source: { kind: 'complaint', ref: 'complaint', text: input.complaint.slice(first.start, last.end), start: first.start, end: last.end },
-        ...(duration !== undefined && !negated ? { durationDays: duration } : {}),
+        code: dose?.belowToxicDose ? BELOW_TOXIC_DOSE : m.code,
+        present,
+        source,
+        ...(duration !== undefined && present ? { durationDays: duration } : {}),
+        ...(count !== undefined && present ? { count } : {}),
+        ...(uncertain && present ? { uncertain: true } : {}),
+        ...(sudden && present ? { onset: 'sudden' as const } : {}),
       });
     }
     sentenceStart = end + 1;
   }
+  const complaintFound = found.length;
+  // A course of 3 weeks or more (the usual cut-off for chronic vomiting, diarrhoea and cough) makes
+  // chronic_course present; one of 3 days or less makes it absent. Read from the longest duration
+  // given for a duration-sensitive finding.
+  let longest: FindingEvidence | undefined;
+  for (const f of found) {
+    if (f.present && f.durationDays !== undefined && kb.findings.get(f.code)?.durationSensitive === true && (longest === undefined || f.durationDays > longest.durationDays!)) longest = f;
+  }
+  if (longest !== undefined && (longest.durationDays! >= CHRONIC_DAYS || longest.durationDays! <= ACUTE_DAYS)) {
+    found.push({ code: CHRONIC_COURSE, present: longest.durationDays! >= CHRONIC_DAYS, source: longest.source, durationDays: longest.durationDays! });
+  }
   for (const s of input.signs) {
     found.push({ code: s.code, present: s.present, source: s.observationId ? { kind: 'observation', ref: s.observationId, value: s.present } : { kind: 'sign', ref: s.code, value: s.present } });
   }
-  found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}));
-  return { findings: mergeFindings(found) };
+  const panting = found.some((f) => f.code === 'panting_excessive' && f.present);
+  found.push(...vitalFindings(kb, input.species, input.vitals, input.vitalSources ?? {}, input.ageYears ?? null, panting));
+  // A dose estimated as non-toxic is overruled by the toxin's own signs beyond mild stomach upset
+  // (tremors after "two squares" mean more was eaten, or something else): the exposure stands.
+  for (const d of doses) {
+    if (!d.belowToxicDose) continue;
+    const signs = toxinSigns(kb, d.toxin);
+    const sign = found.find((f) => f.present && signs.has(f.code));
+    if (sign === undefined) continue;
+    d.belowToxicDose = false;
+    d.basis += `; but ${sign.code} is present, so the ingestion is treated as toxic`;
+    const f = found.find((x) => x.code === BELOW_TOXIC_DOSE && x.present);
+    if (f !== undefined) f.code = d.exposureFinding;
+  }
+  const unread = words > 0 && complaintFound === 0;
+  return {
+    findings: mergeFindings(found),
+    ...(doses.length > 0 ? { doses } : {}),
+    ...(unread ? { unreadComplaint: true, warning: 'Nothing in the complaint was recognised: the differential rests on the other findings and the priors alone, and triage was not lowered for it; a person should read the complaint' } : {}),
+  };
 }
 
-function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>): FindingEvidence[] {
+function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput['vitals'], sources: NonNullable<CaseInput['vitalSources']>, ageYears: number | null, panting: boolean): FindingEvidence[] {
   const out: FindingEvidence[] = [];
   for (const p of kb.vitals.parameters) {
     const value = vitals[p.code];
-    if (value === undefined) continue;
+    if (value === undefined || !referenceRangeApplies(p.code, species, ageYears, panting)) continue;
     const range = p[species];
     const source = sources[p.code] ? { kind: 'observation' as const, ref: sources[p.code]!, value, unit: p.unit } : { kind: 'vital' as const, ref: p.code, value, unit: p.unit };
     if (range.high !== null && value > range.high && p.derivedFindings?.high) out.push({ code: p.derivedFindings.high, present: true, source });
@@ -258,12 +433,12 @@ function vitalFindings(kb: KnowledgeBase, species: KbSpecies, vitals: CaseInput[
   return out;
 }
 
-/** One entry per finding: present wins over absent (a sign can be absent yesterday and present today). */
+/** One entry per finding: present wins over absent (a sign can be absent yesterday and present today), certain over hedged. */
 export function mergeFindings(list: FindingEvidence[]): FindingEvidence[] {
   const byCode = new Map<string, FindingEvidence>();
   for (const f of list) {
     const seen = byCode.get(f.code);
-    if (seen === undefined || (!seen.present && f.present)) byCode.set(f.code, f);
+    if (seen === undefined || (!seen.present && f.present) || (seen.present && seen.uncertain === true && f.present && f.uncertain !== true)) byCode.set(f.code, f);
   }
   return [...byCode.values()];
 }

@@ -79,7 +79,12 @@ export class AgentRegistry {
         kb: this.kb,
         species,
         lexicon: this.lexicon.value,
-        differential: new DifferentialModel(species, this.kb.conditions[species], new Set([...this.kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code))),
+        differential: new DifferentialModel(
+          species,
+          this.kb.conditions[species],
+          new Set([...this.kb.findings.values()].filter((f) => f.category === 'exposure').map((f) => f.code)),
+          new Map([...this.kb.findings.values()].flatMap((f) => (f.unlistedLikelihood === undefined ? [] : [[f.code, f.unlistedLikelihood.value] as const]))),
+        ),
         findingNames: Object.fromEntries([...this.kb.findings.values()].map((f) => [f.code, f.name])),
       };
       this.suites.set(key, suite);
@@ -153,7 +158,14 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const { kb } = suite;
   const findingsOf = (o: Outputs) => mergeFindings([...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])]);
   const nodes: Array<Node<AgentName>> = [
-    { name: 'intake', deps: [], reads: [], fields: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources }), run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i) },
+    {
+      name: 'intake',
+      deps: [],
+      reads: [],
+      // The weight is read for dose-aware toxicology (a non-toxic amount of chocolate).
+      fields: () => ({ species: input.species, complaint: input.complaint, signs: input.signs, vitals: input.vitals, vitalSources: input.vitalSources, weightKg: input.weightKg, ageYears: input.ageYears }),
+      run: (i: Parameters<typeof runIntake>[2]) => runIntake(suite.lexicon, kb, i),
+    },
     { name: 'labs', deps: [], reads: [], fields: () => ({ species: input.species, labs: input.labs }), run: (i: { labs: CaseInput['labs'] }) => runLabs(kb, input.species, i.labs) },
     {
       name: 'differential',
@@ -167,9 +179,10 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
       name: 'triage',
       deps: ['intake', 'labs', 'differential'],
       reads: ['intake', 'labs', 'differential'],
-      fields: () => ({ vitals: input.vitals }),
-      input: (o) => ({ vitals: input.vitals, findings: findingsOf(o), differential: o.differential }),
-      run: (i: { vitals: CaseInput['vitals']; findings: FindingEvidence[]; differential?: DifferentialOutput }) => runTriage(kb, input.species, i.vitals, i.findings, i.differential),
+      fields: () => ({ vitals: input.vitals, ageYears: input.ageYears }),
+      input: (o) => ({ vitals: input.vitals, ageYears: input.ageYears, findings: findingsOf(o), differential: o.differential, ...(o.intake?.unreadComplaint ? { unreadComplaint: true } : {}) }),
+      run: (i: { vitals: CaseInput['vitals']; ageYears: number | null; findings: FindingEvidence[]; differential?: DifferentialOutput; unreadComplaint?: boolean }) =>
+        runTriage(kb, input.species, i.vitals, i.findings, i.differential, i.unreadComplaint === true, i.ageYears),
       // Fail safe: without a triage, the case is treated as an emergency until a person has looked.
       fallback: () => ({ level: 'emergency', reasons: [{ level: 'emergency', reason: 'Automatic triage unavailable: treat as an emergency until assessed by a veterinarian' }] }),
     },

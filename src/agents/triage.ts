@@ -7,7 +7,7 @@ import type { KnowledgeBase } from '../knowledge/load.js';
 import type { KbSpecies } from '../knowledge/model.js';
 import type { CaseVitals, DifferentialOutput, FindingEvidence, TriageLevel, TriageOutput, TriageReason } from './types.js';
 
-export const TRIAGE_VERSION = '1.0.0';
+export const TRIAGE_VERSION = '1.1.0';
 
 export const LEVELS: readonly TriageLevel[] = ['self-care', 'routine', 'urgent', 'emergency'];
 const rank = (l: TriageLevel) => LEVELS.indexOf(l);
@@ -20,10 +20,32 @@ const rank = (l: TriageLevel) => LEVELS.indexOf(l);
 export const EMERGENCY_SHARE = 0.2;
 export const CONDITION_SHARE = 0.25;
 
-export function runTriage(kb: KnowledgeBase, species: KbSpecies, vitals: CaseVitals, findings: FindingEvidence[], differential: DifferentialOutput | undefined): TriageOutput {
+/**
+ * vitals.json's reference ranges are for adults at rest: heart and respiratory rates run higher
+ * in puppies and kittens (under about 6 months, an engine parameter), and a panting dog's
+ * respiratory rate is not a resting one. There the reference range is not applied (no finding,
+ * no urgent reason); the critical thresholds always are.
+ */
+export const JUVENILE_YEARS = 0.5;
+
+export function referenceRangeApplies(code: string, species: KbSpecies, ageYears: number | null | undefined, panting: boolean): boolean {
+  if ((code === 'heartRate' || code === 'respiratoryRate') && ageYears !== null && ageYears !== undefined && ageYears < JUVENILE_YEARS) return false;
+  return !(code === 'respiratoryRate' && species === 'dog' && panting);
+}
+
+export function runTriage(
+  kb: KnowledgeBase,
+  species: KbSpecies,
+  vitals: CaseVitals,
+  findings: FindingEvidence[],
+  differential: DifferentialOutput | undefined,
+  unreadComplaint = false,
+  ageYears: number | null = null,
+): TriageOutput {
   const reasons: TriageReason[] = [];
   const present = findings.filter((f) => f.present);
-  const redFlags = new Map(kb.vitals.redFlagFindings.map((r) => [r.code, r]));
+  const panting = present.some((f) => f.code === 'panting_excessive');
+  const redFlags = new Map(kb.vitals.redFlagFindings.filter((r) => r.species === undefined || r.species.includes(species)).map((r) => [r.code, r]));
   for (const f of present) {
     const flag = redFlags.get(f.code);
     if (flag) reasons.push({ level: 'emergency', reason: `Red flag (${kb.findings.get(f.code)?.name ?? f.code}): ${flag.reason}`, source: f.source, basis: flag.source ?? flag.basis });
@@ -35,7 +57,7 @@ export function runTriage(kb: KnowledgeBase, species: KbSpecies, vitals: CaseVit
     const range = p[species];
     if (critical && ((critical.low !== undefined && value < critical.low) || (critical.high !== undefined && value > critical.high))) {
       reasons.push({ level: 'emergency', reason: `Critical ${p.name}: ${value} ${p.unit}`, source: { kind: 'vital', ref: p.code, value, unit: p.unit }, basis: critical.source ?? critical.basis });
-    } else if ((range.low !== null && value < range.low) || (range.high !== null && value > range.high)) {
+    } else if (referenceRangeApplies(p.code, species, ageYears, panting) && ((range.low !== null && value < range.low) || (range.high !== null && value > range.high))) {
       reasons.push({ level: 'urgent', reason: `${p.name} outside the reference range: ${value} ${p.unit}`, source: { kind: 'vital', ref: p.code, value, unit: p.unit }, basis: range.source ?? range.basis });
     }
   }
@@ -55,6 +77,8 @@ export function runTriage(kb: KnowledgeBase, species: KbSpecies, vitals: CaseVit
       if (d.probability >= CONDITION_SHARE) reasons.push({ level: d.urgency, reason: `${d.name} (${Math.round(d.probability * 100)}%) is ${d.urgency === 'self-care' ? 'usually managed at home' : `${d.urgency} by nature`}` });
     }
   }
+  // A complaint nothing of which was recognised may describe anything: never guess it minor.
+  if (unreadComplaint) reasons.push({ level: 'urgent', reason: 'The complaint could not be read (no finding recognised in it): a veterinary professional should read it before it is called minor' });
   if (reasons.length === 0) {
     reasons.push({ level: present.length > 0 ? 'routine' : 'self-care', reason: present.length > 0 ? 'No red flags; findings call for a routine consultation' : 'No findings of concern' });
   }

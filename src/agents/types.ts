@@ -19,6 +19,26 @@ export interface FindingEvidence {
   present: boolean;
   source: EvidenceRef;
   durationDays?: number;
+  /** The owner hedged ("maybe limping", "I think she was sick"): weighed as half the evidence. */
+  uncertain?: boolean;
+  /** How many times, when the sentence says so ("twice", "6 times"). */
+  count?: number;
+  /** "suddenly", "out of nowhere" in the same sentence. */
+  onset?: 'sudden';
+}
+
+/** A reported ingestion of a known toxin whose dose could be estimated from the complaint and the weight. */
+export interface DoseAssessment {
+  toxin: string;
+  exposureFinding: string;
+  /** Estimated dose of the toxic agent, per kg of body weight. */
+  dose: number;
+  unit: string;
+  /** The lowest toxic dose for the species in toxins.json, same unit. */
+  lowestToxicDose: number;
+  belowToxicDose: boolean;
+  /** How the amount was read and converted (grams, agent content, weight). */
+  basis: string;
 }
 
 export interface CaseVitals {
@@ -60,6 +80,10 @@ export interface CaseInput {
 
 export interface IntakeOutput {
   findings: FindingEvidence[];
+  /** Doses estimated for reported toxin ingestions (absent when none could be estimated). */
+  doses?: DoseAssessment[];
+  /** The complaint has words but no phrase of it was recognised. */
+  unreadComplaint?: boolean;
 }
 
 export interface LabResult {

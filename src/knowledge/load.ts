@@ -110,6 +110,7 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
     if (item.certainty === 'estimate' && (item.basis === undefined || item.basis.trim() === '')) problems.push(`${where} is an estimate without a basis`);
   };
 
+  for (const f of findingsFile.findings) if (f.unlistedLikelihood !== undefined) source(`findings.json ${f.code} unlistedLikelihood`, f.unlistedLikelihood);
   for (const [file, species] of [[dogs, 'dog'], [cats, 'cat']] as const) {
     if (file.species !== species) problems.push(`conditions/${species}.json says species "${file.species}"`);
     for (const c of file.conditions) {

@@ -23,6 +23,10 @@ export const Finding = Type.Object({
   synonyms: Type.Optional(Type.Array(Type.String())),
   layTerms: Type.Optional(Type.Array(Type.String())),
   misspellings: Type.Optional(Type.Array(Type.String())),
+  /** P(finding | condition) for a condition that does not list it, where the engine default (0.02) is wrong for it. */
+  unlistedLikelihood: Type.Optional(Type.Object({ value: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), ...Sourced })),
+  /** Phrases that say the finding is absent ("eating fine" for inappetence). */
+  absentTerms: Type.Optional(Type.Array(Type.String())),
   durationSensitive: Type.Optional(Type.Boolean()),
 });
 export type Finding = Static<typeof Finding>;
@@ -142,7 +146,8 @@ export const VitalsFile = Type.Object({
   ...Versioned,
   parameters: Type.Array(VitalParameter),
   mucousMembranes: Type.Array(Type.Object({ value: Type.String(), findings: Type.Array(Type.String()), critical: Type.Boolean(), ...Sourced })),
-  redFlagFindings: Type.Array(Type.Object({ code: Type.String(), reason: Type.String(), ...Sourced })),
+  // species: the flag applies to these species only (lily and permethrin exposure are feline emergencies); omitted = both.
+  redFlagFindings: Type.Array(Type.Object({ code: Type.String(), reason: Type.String(), species: Type.Optional(Type.Array(Species)), ...Sourced })),
 });
 export type VitalsFile = Static<typeof VitalsFile>;
 
