@@ -20,6 +20,7 @@
  *   softness alone. The measure depends on the analysis size, so the decoder's fixed downscale
  *   is part of the threshold. A blank image has no edges either: it is reported as blank only.
  *
+ * Measures are rounded to two decimals and judged as stored, so a reason never reads "5 < 5".
  * The thresholds can be passed to MediaService; the defaults below are what app.ts uses.
  */
 import type { DecodedImage } from '../ports.js';
