@@ -67,6 +67,20 @@ describe('image decoding (sharp adapter)', () => {
     assert.deepEqual([r.width, r.height], [150, 200]);
   });
 
+  it('the measures documented in image-quality.ts hold: sigma 2 passes, sigma 3 and beyond is blurred', async () => {
+    const at = async (bytes: Buffer) => {
+      const r = await decoder.decode(bytes);
+      assert.ok(!('refused' in r));
+      return assessImage(r);
+    };
+    const sharpScene = await at(await scenePng({ width: 640, height: 480 }));
+    assert.equal(sharpScene.quality.usable, true);
+    assert.ok(Math.abs(sharpScene.quality.measures.laplacianVariance - 415) < 40, JSON.stringify(sharpScene.quality.measures));
+    const verdicts = [];
+    for (const sigma of [1, 2, 3, 4, 8]) verdicts.push((await at(await blurredPng(sigma, { width: 640, height: 480 }))).quality.reasons.map((r) => r.code).join());
+    assert.deepEqual(verdicts, ['', '', 'blurred', 'blurred', 'blurred']);
+  });
+
   it('refuses a decompression bomb from its header, before decoding its pixels', async () => {
     const bomb = await sharp({ create: { width: 15000, height: 15000, channels: 3, background: '#000' } }).png({ compressionLevel: 9 }).toBuffer();
     const started = performance.now();

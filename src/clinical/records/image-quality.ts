@@ -5,20 +5,26 @@
  *
  * The thresholds are engineering choices, not clinical facts: no source gives a minimum size or
  * sharpness for a veterinary image. Each was set from measures on the images the tests generate
- * (test/support/images.ts; measured with src/imaging/sharp-decoder.ts, analysis copy fitted in
- * 512 x 512), and the margin on either side is the reason for the value:
+ * (test/support/images.ts: a synthetic scene of flat grey shapes and a thin line; measured with
+ * src/imaging/sharp-decoder.ts, whose analysis copy is fitted in 512 x 512), and the margin on
+ * either side is the reason for the value:
  *
  * - minSidePx 128 (estimate): the shorter side in pixels. Below it there is too little detail
- *   to look at; a 32 x 24 test image is flagged, the 160 x 120 fixture and 640 x 480 image pass.
- * - minLuminanceStdDev 3 (estimate; luminance 0-255): a uniform image measures 0.00 (PNG) and
- *   0.00 (JPEG); the 640 x 480 synthetic scene measures 63.2 and its sigma-8 blur still 58.8.
- *   Low-contrast but real content sits well above 3; sensor or JPEG noise on a blank frame
- *   stays below it.
- * - minLaplacianVariance 5 (estimate): on the 640 x 480 scene the variance is 299.7 sharp,
- *   82.4 after a Gaussian blur of sigma 1, 11.5 at sigma 2, 1.57 at sigma 4 and 0.69 at sigma 8.
- *   5 flags sigma 4 and beyond (edges smeared over ~10 px of the analysis copy) and leaves mild
- *   softness alone. The measure depends on the analysis size, so the decoder's fixed downscale
- *   is part of the threshold. A blank image has no edges either: it is reported as blank only.
+ *   to look at; the 32 x 24 test image is flagged, the 200 x 150 fixture and 640 x 480 pass.
+ * - minLuminanceStdDev 3 (estimate; luminance 0-255): a uniform image measures 0 (PNG and
+ *   JPEG); the 640 x 480 scene 63.31 (PNG) and 63.30 (JPEG), and still 58.79 blurred at sigma 8.
+ *   The spread is taken after the downscale, so fine noise over a flat frame averages out: a
+ *   4000 x 3000 JPEG of Gaussian noise (sigma 30) over one grey measures 2.60 and is flagged
+ *   blank, which is what it is.
+ * - minLaplacianVariance 5 (estimate): on the 640 x 480 scene the variance is 415.02 sharp
+ *   (424.19 as JPEG), then after a Gaussian blur of sigma 1: 88.77, sigma 2: 12.15, sigma 3:
+ *   3.40, sigma 4: 1.59, sigma 8: 0.70. 5 flags sigma 3 and beyond and leaves sigma 2
+ *   alone. The measure depends on the analysis size (the 200 x 150
+ *   fixture, analysed at full size, measures 1825.72), so the decoder's fixed downscale is part
+ *   of the threshold; and it depends on how much edge the content has, which is why it is set
+ *   low: sharp content with few edges should not be flagged. It has not been measured on real
+ *   clinical images (none ship with the repo). A blank image has no edges either: it is
+ *   reported as blank only.
  *
  * Measures are rounded to two decimals and judged as stored, so a reason never reads "5 < 5".
  * The thresholds can be passed to MediaService; the defaults below are what app.ts uses.
