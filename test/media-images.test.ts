@@ -92,9 +92,28 @@ describe('image decoding (sharp adapter)', () => {
   });
 
   it('runs at most maxConcurrent decodes and finishes every queued one', async () => {
-    const one = new SharpImageDecoder({ maxConcurrent: 1 });
-    const results = await Promise.all([PNG, JPEG, PNG, Buffer.from('not an image')].map((b) => one.decode(b)));
-    assert.deepEqual(results.map((r) => ('refused' in r ? r.refused : r.width)), [200, 200, 200, 'undecodable']);
+    for (const limit of [1, 2]) {
+      const d = new SharpImageDecoder({ maxConcurrent: limit });
+      // Count the decodes in flight by wrapping the private step the queue guards.
+      const inner = d as unknown as { decodeNow(b: Buffer): Promise<unknown> };
+      const step = inner.decodeNow.bind(d);
+      let inFlight = 0;
+      let most = 0;
+      inner.decodeNow = async (b) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await step(b);
+        } finally {
+          inFlight--;
+        }
+      };
+      const inputs = [PNG, JPEG, PNG, Buffer.from('not an image'), JPEG, PNG];
+      const results = await Promise.all(inputs.map((b) => d.decode(b)));
+      assert.deepEqual(results.map((r) => ('refused' in r ? r.refused : r.width)), [200, 200, 200, 'undecodable', 200, 200]);
+      assert.equal(most, limit, `at most ${limit} at once`);
+      // The queue is empty afterwards: a new decode starts at once.
+      assert.ok(!('refused' in (await d.decode(PNG))));
+    }
   });
 });
 
