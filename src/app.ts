@@ -18,6 +18,7 @@ import { RateLimiter } from './clinical/access/rate-limits.js';
 import { OidcVerifier } from './clinical/access/oidc.js';
 import { EncountersService } from './clinical/records/encounters.js';
 import { MediaService } from './clinical/records/media.js';
+import { SharpImageDecoder } from './imaging/sharp-decoder.js';
 import { Operations } from './clinical/operation.js';
 import type { BlobStore, ClinicalStore } from './clinical/ports.js';
 import { RecordsService } from './clinical/records/records.js';
@@ -164,7 +165,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       requestMetrics: observed.http,
       records: new RecordsService(ops),
       encounters: new EncountersService(ops),
-      media: new MediaService(ops, blobs),
+      media: new MediaService(ops, blobs, new SharpImageDecoder()),
       access,
       rateLimiter,
       ping: () => store.ping(),

@@ -12,11 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
 import type { OpenApiDoc, Schema } from './support/openapi.js';
+import { JPEG, scenePng } from './support/images.js';
 import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
 import { createTestDatabase, pgSkipReason, type TestDatabase } from './support/services.js';
 
 const PNG_HEAD = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const PNG = Buffer.concat([PNG_HEAD, Buffer.from('injection suite png')]);
+// A real image: uploads are decoded, and a PNG header followed by filler is refused with 422.
+const PNG = await scenePng({ mark: 21 });
 
 const SQL_PAYLOADS = [
   "' OR '1'='1",
@@ -262,14 +264,15 @@ describe('attack: injection and protocol abuse (PostgreSQL)', { skip: pgSkipReas
     assert.deepEqual(content.rawPayload, PNG);
   });
 
-  it('polyglot files are stored inertly and served with their checked type and nosniff; a mismatch is 415', async () => {
+  it('polyglot files are stored inertly and served with their checked type and nosniff; a header over a payload is 422; a mismatch is 415', async () => {
     const html = Buffer.from('<html><script>alert(document.cookie)</script></html>');
     const zipTail = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...Buffer.alloc(18)]);
     const jpegHead = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
+    // A decodable image with a payload after its end is an image (the decoder stops at its end).
     const cases: [string, Buffer][] = [
-      ['image/png', Buffer.concat([PNG_HEAD, html])],
-      ['image/png', Buffer.concat([PNG_HEAD, Buffer.from('%PDF-1.7\n1 0 obj<</JS(app.alert(1))>>endobj')])],
-      ['image/jpeg', Buffer.concat([jpegHead, Buffer.from('JFIF'), zipTail])],
+      ['image/png', Buffer.concat([PNG, html])],
+      ['image/png', Buffer.concat([PNG, Buffer.from('%PDF-1.7\n1 0 obj<</JS(app.alert(1))>>endobj')])],
+      ['image/jpeg', Buffer.concat([JPEG, zipTail])],
       ['application/pdf', Buffer.concat([Buffer.from('%PDF-1.4\n'), html])],
     ];
     for (const [type, bytes] of cases) {
@@ -282,6 +285,14 @@ describe('attack: injection and protocol abuse (PostgreSQL)', { skip: pgSkipReas
       assert.ok(!/^text\/html/.test(String(res.headers['content-type'])));
       assert.deepEqual(res.rawPayload, bytes);
     }
+    // Only the magic bytes of an image in front of a payload: not an image, nothing stored.
+    const before = await counts();
+    for (const [type, bytes] of [['image/png', Buffer.concat([PNG_HEAD, html])], ['image/jpeg', Buffer.concat([jpegHead, Buffer.from('JFIF'), zipTail])]] as const) {
+      const res = await admin('POST', '/v1/media', { raw: bytes, contentType: type });
+      assert.equal(res.statusCode, 422, `${type}: ${res.body}`);
+      assert.equal(res.json().type, 'urn:agenticpet:problem:undecodable-image');
+    }
+    assert.deepEqual(await counts(), before);
     for (const [type, bytes] of [['image/png', html], ['application/pdf', Buffer.concat([PNG_HEAD, html])], ['image/jpeg', Buffer.concat([PNG_HEAD, html])]] as const) {
       const res = await admin('POST', '/v1/media', { raw: bytes, contentType: type });
       assert.equal(res.statusCode, 415, `${type}: ${res.body}`);

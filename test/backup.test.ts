@@ -26,11 +26,13 @@ import type { SqlExecutor } from '../src/storage/sql/executor.js';
 import { MIGRATIONS } from '../src/storage/sql/migrate.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
 import { PostgresExecutor } from '../src/storage/sql/postgres.js';
+import { scenePng } from './support/images.js';
 import { client, startRuntime, type TestRuntime } from './support/runtime.js';
 import { createTestDatabase, pgSkipReason, type TestDatabase } from './support/services.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a6b90000000049454e44ae426082', 'hex');
+// A real image: uploads are decoded (the earlier 1 x 1 PNG would now be flagged too small).
+const PNG = await scenePng({ mark: 3 });
 const BUCKET = 'agenticpet-backup-test';
 const VERSION = 'test';
 const pgSkip = pgSkipReason();

@@ -39,7 +39,7 @@ function importsOf(file: string): Import[] {
 
 const all = sources(src).flatMap(importsOf);
 const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
-const DRIVERS = /^(pg|pg-protocol|ioredis|@electric-sql\/pglite|fastify|@fastify\/.*|@aws-sdk\/.*|prom-client|pino|@opentelemetry\/sdk-.*)$/;
+const DRIVERS = /^(pg|pg-protocol|ioredis|@electric-sql\/pglite|fastify|@fastify\/.*|@aws-sdk\/.*|prom-client|pino|@opentelemetry\/sdk-.*|sharp)$/;
 
 function violations(from: string[], forbidden: (target: string) => boolean): string[] {
   return all.filter((i) => from.some((d) => under(i.file, d)) && forbidden(i.target)).map((i) => `${i.file} imports ${i.target}`);
@@ -65,6 +65,16 @@ describe('layout (DESIGN.md §3)', () => {
 
   it('http/ never reaches storage: it calls services', () => {
     assert.deepEqual(violations(['http'], (t) => under(t, 'storage') || /^(pg|ioredis|@electric-sql\/pglite)$/.test(t)), []);
+  });
+
+  it('only imaging/ imports sharp, and only the composition roots import imaging/', () => {
+    assert.deepEqual(all.filter((i) => i.target === 'sharp' && !under(i.file, 'imaging')).map((i) => `${i.file} imports sharp`), []);
+    const roots = ['app.ts', 'cli.ts', 'cluster.ts'];
+    assert.deepEqual(
+      all.filter((i) => under(i.target, 'imaging') && !under(i.file, 'imaging') && !roots.includes(i.file)).map((i) => `${i.file} imports ${i.target}`),
+      [],
+    );
+    assert.ok(all.some((i) => i.file === 'imaging/sharp-decoder.ts' && i.target === 'sharp'), 'the adapter is where sharp is');
   });
 
   it('only the composition roots (app.ts, cli.ts, cluster.ts) import a storage adapter', () => {

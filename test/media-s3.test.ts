@@ -14,12 +14,13 @@ import S3rver from 's3rver';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { S3BlobStore } from '../src/storage/blobs/s3.js';
 import { PgliteExecutor } from '../src/storage/sql/pglite.js';
+import { sceneJpeg, scenePng } from './support/images.js';
 import { client, startRuntime, type Call, type TestRuntime } from './support/runtime.js';
 
 const BUCKET = 'agenticpet-media-test';
-// A 1x1 PNG.
-const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a6b90000000049454e44ae426082', 'hex');
-const JPEG = Buffer.concat([Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'), Buffer.alloc(64, 7), Buffer.from('ffd9', 'hex')]);
+// Real images (uploads are decoded); each test that needs bytes of its own gets another mark.
+const PNG = await scenePng({ mark: 11 });
+const JPEG = await sceneJpeg({ mark: 12 });
 
 interface S3Server {
   endpoint: string;
@@ -123,7 +124,7 @@ describe('media bytes in S3', () => {
   });
 
   it('an object gone from the bucket answers 404, not 500', async () => {
-    const bytes = Buffer.concat([JPEG.subarray(0, -2), Buffer.from('01ffd9', 'hex')]);
+    const bytes = await sceneJpeg({ mark: 13 });
     const up = await api('POST', '/v1/media', { raw: bytes, contentType: 'image/jpeg' });
     assert.equal(up.statusCode, 201);
     const sha = up.json().sha256 as string;
@@ -142,7 +143,7 @@ describe('media bytes in S3', () => {
     const createdBefore = await mediaCreates();
     assert.ok(createdBefore.length > 0);
     const stored = createdBefore[0]!.entityId;
-    const bytes = Buffer.concat([JPEG.subarray(0, -2), Buffer.from('02ffd9', 'hex')]);
+    const bytes = await sceneJpeg({ mark: 14 });
     await s3.stop();
     try {
       const res = await api('POST', '/v1/media', { raw: bytes, contentType: 'image/jpeg' });

@@ -208,3 +208,30 @@ export interface BlobStore {
   /** Releases connections (S3 client sockets); optional. */
   close?(): void;
 }
+
+/** What an image decoder measured on a decoded image: the inputs of image-quality.ts. */
+export interface ImageMeasures {
+  /** Standard deviation of the luminance (0-255) of the greyscale analysis copy. */
+  luminanceStdDev: number;
+  /** Variance of the 4-neighbour Laplacian of the same copy (a sharpness measure). */
+  laplacianVariance: number;
+  /** Size of the analysis copy: the image scaled down to fit a square of the decoder's side. */
+  analysedWidth: number;
+  analysedHeight: number;
+}
+
+/** A decoded image: its displayed size (after EXIF orientation) and its measures. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  measures: ImageMeasures;
+}
+
+/**
+ * Decodes an image's pixels (PNG, JPEG) and measures them, off the event loop. Refusals are
+ * values, not exceptions: `undecodable` (corrupt, truncated, not an image) and `too-large`
+ * (over the decoder's pixel or side bound, refused before its pixels are decoded).
+ */
+export interface ImageDecoder {
+  decode(bytes: Buffer): Promise<DecodedImage | { refused: 'undecodable' | 'too-large'; detail: string }>;
+}

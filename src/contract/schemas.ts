@@ -195,6 +195,36 @@ export const MediaQuery = Type.Object(
   Strict,
 );
 export type MediaQuery = Static<typeof MediaQuery>;
+export const ImageQualityReason = Type.Object(
+  {
+    code: Type.Union([Type.Literal('too-small'), Type.Literal('blank'), Type.Literal('blurred')]),
+    detail: Type.String({ description: 'The measure and the threshold it missed, e.g. "Laplacian variance 1.57 < 5"' }),
+  },
+  { description: 'Why an image was flagged unusable' },
+);
+export type ImageQualityReason = Static<typeof ImageQualityReason>;
+export const ImageInfo = Type.Object(
+  {
+    width: Type.Integer({ minimum: 1, description: 'Pixels, after EXIF orientation' }),
+    height: Type.Integer({ minimum: 1 }),
+    quality: Type.Object({
+      usable: Type.Boolean({ description: 'False when too small, blank or blurred: the image is kept, and a diagnosis citing it says why it was not used' }),
+      reasons: Type.Array(ImageQualityReason),
+      measures: Type.Object({
+        luminanceStdDev: Type.Number({ description: 'Standard deviation of luminance (0-255) of a greyscale copy fitted in 512 x 512' }),
+        laplacianVariance: Type.Number({ description: 'Variance of the Laplacian of the same copy (sharpness)' }),
+        analysedWidth: Type.Integer(),
+        analysedHeight: Type.Integer(),
+      }),
+      thresholds: Type.Object(
+        { minSidePx: Type.Number(), minLuminanceStdDev: Type.Number(), minLaplacianVariance: Type.Number() },
+        { description: 'The thresholds applied (engineering choices, not clinical facts)' },
+      ),
+    }),
+  },
+  { description: 'The decoded image and its quality checks' },
+);
+export type ImageInfo = Static<typeof ImageInfo>;
 export const Media = Type.Object({
   resourceType: Type.Literal('Media'),
   ...RecordMeta,
@@ -204,6 +234,7 @@ export const Media = Type.Object({
   patientId: Type.Union([Id, Type.Null()]),
   encounterId: Type.Union([Id, Type.Null()]),
   description: Type.Union([Type.String(), Type.Null()]),
+  image: Type.Union([ImageInfo, Type.Null()], { description: 'Null for a PDF, and for an image stored before images were decoded at upload' }),
 });
 export type Media = Static<typeof Media>;
 

@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { SqlExecutor } from '../../src/storage/sql/executor.js';
+import { JPEG, PNG } from '../support/images.js';
 import { client, startRuntime, type Call, type TestRuntime } from '../support/runtime.js';
 
-const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('rest of a png')]);
-const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('rest of a jpeg')]);
 const PDF = Buffer.from('%PDF-1.7\n%fake but well-signed pdf\n');
 
 export function httpRecordsContract(name: string, open: () => Promise<{ db: SqlExecutor; cleanup(): Promise<void> }>, skip: string | false = false): void {
@@ -212,6 +211,7 @@ export function httpRecordsContract(name: string, open: () => Promise<{ db: SqlE
         assert.equal(m.sha256, createHash('sha256').update(bytes).digest('hex'));
         assert.equal(m.sizeBytes, bytes.length);
         assert.equal(m.contentType, type);
+        assert.deepEqual(m.image === null ? null : [m.image.width, m.image.height, m.image.quality.usable], type === 'application/pdf' ? null : [200, 150, true]);
         assert.equal((await api('GET', `/v1/media/${m.id}`)).json().sha256, m.sha256);
         const content = await api('GET', `/v1/media/${m.id}/content`);
         assert.equal(content.headers['content-type'], type);
@@ -219,6 +219,9 @@ export function httpRecordsContract(name: string, open: () => Promise<{ db: SqlE
         assert.equal((await other('GET', `/v1/media/${m.id}/content`)).statusCode, 404);
       }
       assert.equal((await api('POST', '/v1/media', { raw: PNG, contentType: 'image/jpeg' })).statusCode, 415, 'declared JPEG, PNG bytes');
+      const headerOnly = await api('POST', '/v1/media', { raw: Buffer.concat([PNG.subarray(0, 8), Buffer.from('rest of a png')]), contentType: 'image/png' });
+      assert.equal(headerOnly.statusCode, 422, 'a PNG header is not a PNG');
+      assert.equal(headerOnly.json().type, 'urn:agenticpet:problem:undecodable-image');
       assert.equal((await api('POST', '/v1/media', { raw: Buffer.from('GIF89a...'), contentType: 'image/gif' })).statusCode, 415);
       assert.equal((await api('POST', '/v1/media', { raw: Buffer.from('<html>'), contentType: 'application/pdf' })).statusCode, 415);
       for (const json of ['null', '{}', '[]', '"x"', '1']) {

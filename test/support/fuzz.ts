@@ -12,6 +12,7 @@
  */
 import fc from 'fast-check';
 import { MEDIA_TYPES } from '../../src/contract/schemas.js';
+import { JPEG, PNG } from './images.js';
 import { encodeJson, mutantValue, RawJson, validValue, wildBody, type SchemaContext } from './fuzz-schema.js';
 import { operationsOf, type OpenApiDoc, type Operation, type Schema } from './openapi.js';
 
@@ -142,6 +143,7 @@ const RAW_QUERIES = ['unknown=1', 'limit=1&limit=2', '%zz=1', '&&', '=', 'a[b]=1
 const BROKEN_JSON = ['', ' ', 'null', 'undefined', "{'a':1}", '{"a":1,}', 'NaN', '[', '{"a":', '{"a":1}}', '\uFEFF{}', '{"x":1,"x":2}', '{"__proto__":{"polluted":1}}', '1e400', '"\\ud800"', '{"a":"\\u0000"}', '[][]', '\u0000', '{"a":1}garbage'];
 const JSON_TYPES = ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/merge-patch+json', 'application/json; charset=utf-16', 'application/json;', 'application/vnd.api+json'];
 const OTHER_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'multipart/form-data', 'application/octet-stream', 'text/html', ';', 'a/b/c', 'image/svg+xml', 'application/xml', ...MEDIA_TYPES];
+const REAL_IMAGES: Record<string, Buffer> = { 'image/png': PNG, 'image/jpeg': JPEG };
 const MAGIC: Record<string, number[]> = { 'image/png': [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'image/jpeg': [0xff, 0xd8, 0xff], 'application/pdf': [0x25, 0x50, 0x44, 0x46, 0x2d] };
 
 /** A body and its content type (either may be absent). */
@@ -169,8 +171,10 @@ function jsonBodyArb(schema: Schema, ctx: SchemaContext, documentedTypes: string
 /** Bodies for operations that document none: none mostly, else file bytes, JSON or noise. */
 function strayBodyArb(method: string, mode: Mode): fc.Arbitrary<Body> {
   const writes = method === 'POST' || method === 'PUT' || method === 'PATCH';
-  const file = fc.tuple(fc.constantFrom(...Object.keys(MAGIC)), fc.uint8Array({ maxLength: 256 }), fc.boolean(), fc.constantFrom(...MEDIA_TYPES, ...OTHER_TYPES, ...JSON_TYPES)).map(([kind, rest, matching, other]) => ({
-    body: Buffer.concat([Buffer.from(MAGIC[kind]!), Buffer.from(rest)]),
+  // An image upload is decoded: a valid request sends a real image (trailing bytes after its end
+  // are ignored by the decoder), others sometimes only its magic bytes (refused with 422).
+  const file = fc.tuple(fc.constantFrom(...Object.keys(MAGIC)), fc.uint8Array({ maxLength: 256 }), fc.boolean(), fc.constantFrom(...MEDIA_TYPES, ...OTHER_TYPES, ...JSON_TYPES), fc.boolean()).map(([kind, rest, matching, other, real]) => ({
+    body: Buffer.concat([(real || mode === 'valid') && REAL_IMAGES[kind] !== undefined ? REAL_IMAGES[kind]! : Buffer.from(MAGIC[kind]!), Buffer.from(rest)]),
     contentType: matching || mode === 'valid' ? kind : other,
   }));
   if (mode === 'valid') return writes ? file : fc.constant({});

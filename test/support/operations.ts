@@ -8,7 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { Call } from './runtime.js';
 import type { OpenApiDoc } from './openapi.js';
 
-export const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('attack suite png')]);
+// A real PNG: uploads are decoded, and a PNG header followed by filler is refused.
+export { PNG } from './images.js';
+import { PNG } from './images.js';
 
 export type Kind = 'owner' | 'patient' | 'encounter' | 'observation' | 'media' | 'diagnosis' | 'consultation' | 'apiKey';
 

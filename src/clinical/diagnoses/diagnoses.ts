@@ -10,6 +10,8 @@ import type { KnowledgeBase } from '../../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
 import { diagnosisReport, diagnosisReportJson, evidenceBesideReport, reportEvidence, type ReportEvidenceSource } from './diagnosis-report.js';
 import type { Diagnosis, DiagnosisRequest } from '../../contract/diagnosis-schemas.js';
+import type { ImageInfo } from '../../contract/schemas.js';
+import { unusableImageWarning } from '../records/image-quality.js';
 import { NotFoundError, UnprocessableError } from '../errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from '../metrics.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';
@@ -34,6 +36,8 @@ interface Assembled {
   input: CaseInput;
   patientId: string | null;
   encounterId: string | null;
+  /** One per attached image flagged unusable at upload: which media and why (image-quality.ts). */
+  mediaWarnings: string[];
 }
 
 /** An earlier request with the same Idempotency-Key stored this response: nothing more runs. */
@@ -74,6 +78,7 @@ export class DiagnosesService {
     let facts: PatientFacts = req.patient ?? { species: '' };
     let base: ReturnType<typeof fromObservations> = { signs: [], vitals: {}, vitalSources: {}, labs: [] };
     const mediaIds = [...new Set(parts.flatMap((p) => p.mediaIds ?? []))];
+    const mediaWarnings: string[] = [];
     const reads = req.patientId !== undefined || req.encounterId !== undefined || mediaIds.length > 0;
     if (reads || idem !== undefined) {
       const draft = reads ? { action: 'read' as const, entityType: 'patient', entityId: req.patientId ?? null, detail: { purpose: 'diagnosis' } } : { ...CREATE_DIAGNOSIS, outcome: 'checked' };
@@ -104,9 +109,11 @@ export class DiagnosesService {
           base = fromObservations(kb, observations);
         }
         for (const id of mediaIds) {
-          await RecordsService.live(tx, 'media', id, 'Media').catch((err: unknown) => {
+          const media = await RecordsService.live(tx, 'media', id, 'Media').catch((err: unknown) => {
             throw err instanceof NotFoundError ? new UnprocessableError('invalid-reference', `mediaIds: ${id} does not name media of this clinic`, { field: 'mediaIds' }) : err;
           });
+          const warning = unusableImageWarning(id, (media.content as { image?: ImageInfo | null }).image);
+          if (warning !== null) mediaWarnings.push(warning);
         }
         return null;
       });
@@ -120,6 +127,7 @@ export class DiagnosesService {
       patientId: req.patientId ?? null,
       encounterId: req.encounterId ?? null,
       input: buildCase(species, facts, merged),
+      mediaWarnings,
     };
   }
 
@@ -192,6 +200,7 @@ export class DiagnosesService {
       sessionId,
       input: assembled.input,
       result,
+      inputWarnings: assembled.mediaWarnings,
       kbVersion: this.registry.kb.version,
       sessionStore: sessions.degraded ? 'memory-fallback' : sessions.kind,
     });

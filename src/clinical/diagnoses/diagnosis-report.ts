@@ -18,6 +18,8 @@ export interface ReportParts {
   sessionId: string;
   input: CaseInput;
   result: OrchestratorResult;
+  /** Warnings about the case's inputs found while reading them (an attached image flagged unusable). */
+  inputWarnings?: string[];
   kbVersion: string;
   /** redis, memory, or memory-fallback when Redis was unreachable (the report then says so). */
   sessionStore: string;
@@ -40,7 +42,7 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
     labs: o.labs?.results ?? [],
     plan: o.plan ?? null,
     narrative: o.narrative ?? null,
-    warnings: [...p.result.warnings, ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
+    warnings: [...p.result.warnings, ...(p.inputWarnings ?? []), ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
     provenance: { knowledgeBaseVersion: p.kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: p.result.chainDigest, requestId: p.requestId, sessionStore: p.sessionStore },
   };
 }

@@ -5,21 +5,26 @@ import { DomainError, NotFoundError, UnprocessableError, ValidationError } from 
 import { sniffMediaType } from './media-type.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';
 import { requirePermission } from '../access/permissions.js';
-import type { BlobStore, RequestContext, StoredRecord } from '../ports.js';
+import type { BlobStore, ImageDecoder, RequestContext, StoredRecord } from '../ports.js';
+import { assessImage, DEFAULT_IMAGE_QUALITY, type ImageQualityThresholds } from './image-quality.js';
 import { RecordsService } from './records.js';
-import type { Media, MediaQuery, MediaType } from '../../contract/schemas.js';
+import type { ImageInfo, Media, MediaQuery, MediaType } from '../../contract/schemas.js';
 import { etagOf, metaOf } from './versioning.js';
 
 type MediaContent = Omit<Media, 'resourceType' | 'id' | 'version' | 'createdAt' | 'updatedAt' | 'deleted'>;
 
+/** A stored media record as the API shows it; one stored before images were decoded has image null. */
 export function mediaView(rec: StoredRecord<unknown>): Media {
-  return { resourceType: 'Media', ...metaOf(rec), ...(rec.content as MediaContent) };
+  const content = rec.content as MediaContent;
+  return { resourceType: 'Media', ...metaOf(rec), ...content, image: content.image ?? null };
 }
 
 export class MediaService {
   constructor(
     private readonly ops: Operations,
     private readonly blobs: BlobStore,
+    private readonly images: ImageDecoder,
+    private readonly quality: ImageQualityThresholds = DEFAULT_IMAGE_QUALITY,
   ) {}
 
   async createMedia(ctx: RequestContext, declared: MediaType, bytes: Buffer, q: MediaQuery, idem?: Idempotency): Promise<Replayable> {
@@ -28,6 +33,18 @@ export class MediaService {
     const detected = sniffMediaType(bytes);
     if (detected !== declared) {
       throw new DomainError(415, 'media-type-mismatch', 'Unsupported Media Type', `The body is not ${declared}${detected === null ? '' : ` (its bytes are ${detected})`}`);
+    }
+    // An image is decoded before anything is stored: bytes that do not decode are refused, and
+    // one that decodes but is too small, blank or blurred is kept with its flag and reasons.
+    let image: ImageInfo | null = null;
+    if (detected === 'image/png' || detected === 'image/jpeg') {
+      const decoded = await this.images.decode(bytes);
+      if ('refused' in decoded) {
+        throw decoded.refused === 'too-large'
+          ? new UnprocessableError('image-too-large', `The body is an image too large to decode: ${decoded.detail}`, { field: 'body' })
+          : new UnprocessableError('undecodable-image', `The body is not a decodable ${detected} image: ${decoded.detail}`, { field: 'body' });
+      }
+      image = assessImage(decoded, this.quality);
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     // Bytes first, record second: a failed transaction leaves at most an unreferenced blob,
@@ -51,6 +68,7 @@ export class MediaService {
         patientId: q.patientId ?? null,
         encounterId: q.encounterId ?? null,
         description: q.description ?? null,
+        image,
       };
       const rec = await tx.insertRecord('media', id, content, new Date());
       return { status: 201, body: mediaView(rec), etag: etagOf(rec.version), location: `/v1/media/${id}` };

@@ -17,7 +17,7 @@ export async function registerMediaRoutes(app: App, { media }: Services, maxByte
         bodyLimit: maxBytes,
         schema: {
           tags,
-          summary: `Upload an image or PDF as the raw body (${MEDIA_TYPES.join(', ')}); the type is checked against the bytes`,
+          summary: `Upload an image or PDF as the raw body (${MEDIA_TYPES.join(', ')}); the type is checked against the bytes, an image is decoded (422 when it does not decode) and its quality checked (image.quality)`,
           querystring: MediaQuery,
           response: { 201: Media },
         },
