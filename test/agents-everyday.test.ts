@@ -43,6 +43,30 @@ describe('intake: complaints as owners write them', () => {
     assert.ok(find(intake('the dog bit him on the leg').findings, 'bite_wound'));
   });
 
+
+  it('matches a phrase across a few other words when nothing matches whole, never across a clause or another phrase', () => {
+    const span = (complaint: string, code: string) => {
+      const f = find(intake(complaint).findings, code);
+      return f?.present === true && f.source.kind === 'complaint' ? f.source.text : undefined;
+    };
+    assert.equal(span("now won't put her left back leg down at all", 'non_weight_bearing_lameness'), "won't put her left back leg down");
+    assert.equal(span('ate grass and threw it up once', 'vomiting'), 'threw it up');
+    assert.equal(span("she's broken the tip of one of her front nails", 'broken_nail'), 'broken the tip of one of her front nails');
+    assert.equal(span('there is a cloudy spot on the eye', 'cloudy_eye'), 'cloudy spot on the eye');
+    // "and" after a phrase passed over a word: the subject's other sign ("eye ... watering").
+    const eye = intake('his eye is half shut and watering').findings;
+    assert.equal(find(eye, 'squinting')?.present, true);
+    assert.equal(find(eye, 'ocular_discharge')?.present, true);
+    // Not across a conjunction or a negation, and a whole match wins over one across words.
+    assert.equal(find(intake('he threw the ball and jumped up').findings, 'vomiting'), undefined);
+    assert.equal(find(intake('he threw nothing up').findings, 'vomiting'), undefined);
+    const heat = intake('we were out walking in the heat');
+    assert.ok(find(heat.findings, 'heat_exposure'));
+    assert.equal(find(heat.findings, 'recent_oestrus'), undefined);
+    assert.equal(span('he caught his nail on the fence', 'broken_nail'), 'caught his nail');
+    // More than three other words: no match.
+    assert.equal(find(intake('she won\'t put her big heavy old left back leg down').findings, 'non_weight_bearing_lameness'), undefined);
+  });
   it('reads absent-terms and double negatives', () => {
     const out = intake("eating fine, poos are normal, but won't stop scratching").findings;
     assert.equal(find(out, 'inappetence')?.present, false);

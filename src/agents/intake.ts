@@ -191,6 +191,24 @@ export class Lexicon {
         }
       }
       if (best !== undefined) return { code: best.code, length: bestSpan, present: best.present, words: best.words };
+      // Failing that, a phrase of two or more words matched across a few other words of the complaint
+      // ("won't put her left back leg down", "cloudy spot on the eye"): the most words, then the fewest
+      // passed over, then the first. Only as a fallback: "caught his nail on the fence" stays a broken
+      // nail rather than becoming "caught on the fence", and "weeing little bits in the bath" little bits.
+      if (WEAK_STARTS.has(word)) return null;
+      let gapped: Phrase | undefined;
+      let gappedSpan = 0;
+      let gappedGaps = MAX_GAPS + 1;
+      for (const p of phrases) {
+        if (p.words.length < 2 || (gapped !== undefined && p.words.length < gapped.words.length)) break;
+        const span = spanAt(p, tokens, i, end, MAX_GAPS);
+        const gaps = SKIPS.gaps;
+        if (span === 0 || gaps === 0 || gaps >= gappedGaps || this.passesOverPhrase(tokens, end, gaps)) continue;
+        gapped = p;
+        gappedSpan = span;
+        gappedGaps = gaps;
+      }
+      if (gapped !== undefined) return { code: gapped.code, length: gappedSpan, present: gapped.present, words: gapped.words };
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
@@ -211,6 +229,21 @@ export class Lexicon {
   }
 
 
+
+  /**
+   * Whether a word the last spanAt passed over starts a phrase of two or more words matched whole:
+   * "were out walking in the heat" is heat exposure, not "was in heat" across "out walking".
+   */
+  private passesOverPhrase(tokens: Token[], end: number, gaps: number): boolean {
+    const passed = SKIPS.at.slice(0, gaps);
+    for (const at of passed) {
+      for (const q of this.byFirst.get(tokens[at]!.word) ?? []) {
+        if (q.words.length < 2) break;
+        if (spanAt(q, tokens, at, end) > 0) return true;
+      }
+    }
+    return false;
+  }
 
   /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
   private nearLongWord(word: string): string | undefined {
@@ -233,15 +266,42 @@ export class Lexicon {
 /** At most this many fillers of the complaint are skipped within one phrase (bounds the search). */
 const MAX_FILLER_RUN = 4;
 
-/** The fillers skipped by the last spanAt (a module slot rather than an object per call). */
-const SKIPS = { n: 0 };
+/**
+ * Words of the complaint other than fillers that a phrase of two or more words may pass over, in
+ * all: "won't put her left back leg down" meets "won't put leg down" (one: "back"), "broken the tip
+ * of one of her front nails" meets "broken tip of nail" (three). Never across a clause: GAP_BREAKS.
+ */
+const MAX_GAPS = 3;
 
-/** Tokens spanned by the phrase starting at i (fillers skipped on either side), or 0. */
-function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
+/**
+ * Words a phrase never passes over: punctuation, negations (the finding's presence would flip
+ * unseen) and words that join or start another clause ("vomiting and has diarrhoea with blood" is
+ * not vomiting blood).
+ */
+const GAP_BREAKS = new Set([
+  ...PUNCTUATION, ...NEGATIONS, ...SCOPE_BREAKS,
+  'and', 'or', 'when', 'while', 'because', 'after', 'before', 'since', 'until', 'if', 'also', 'plus', 'which', 'who',
+]);
+
+/** The fillers and other words skipped by the last spanAt (a module slot rather than an object per call). */
+const SKIPS = { n: 0, gaps: 0, at: [0, 0, 0] };
+
+/**
+ * First words too common to anchor a phrase matched across other words ("was in heat" would reach
+ * "was out walking in heat"): such phrases match only whole or across fillers.
+ */
+const WEAK_STARTS = new Set(['be', 'have', 'has', 'had', 'do', 'get', 'go', 'in', 'on', 'at', 'to', 'of', 'for', 'with', 'it', 'he', 'she', 'they', 'there', 'this', 'that', 'is', 'some', 'one', 'keep']);
+
+/**
+ * Tokens spanned by the phrase starting at i (fillers skipped on either side, and up to maxGaps
+ * other words of the complaint between the phrase's words), or 0.
+ */
+function spanAt(p: Phrase, tokens: Token[], i: number, end: number, maxGaps = 0): number {
   const words = p.words;
   if (tokens[i]?.word !== words[0]) return 0;
   let j = i + 1;
   let skips = 0;
+  let gaps = 0;
   for (let k = 1; k < words.length; ) {
     if (j < end && tokens[j]!.word === words[k]) {
       j++;
@@ -249,12 +309,17 @@ function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
     } else if (p.optional[k]) {
       k++;
       skips++;
-    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN) {
+    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN + gaps) {
       j++;
       skips++;
+    } else if (gaps < maxGaps && j < end && !GAP_BREAKS.has(tokens[j]!.raw)) {
+      SKIPS.at[gaps] = j;
+      j++;
+      gaps++;
     } else return 0;
   }
   SKIPS.n = skips;
+  SKIPS.gaps = gaps;
   return j - i;
 }
 
@@ -333,10 +398,12 @@ export function runIntake(
       }
       matches.push({ code: m.code, at: i, length: m.length, present: m.present });
       i += m.length;
-      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and".
+      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and";
+      // failing that, "eye is half shut and watering": its first word (the subject) with that word.
       while (m.length >= 2 && i + 1 < end && (tokens[i]!.raw === 'and' || tokens[i]!.raw === 'or')) {
         const head = m.words.slice(0, -1);
-        const other = lexicon.exact([...head, tokens[i + 1]!.word]);
+        const next = tokens[i + 1]!.word;
+        const other = lexicon.exact([...head, next]) ?? (m.words.length > 2 ? lexicon.exact([m.words[0]!, next]) : null);
         if (other === null) break;
         matches.push({ code: other.code, at: i + 1, length: 1, present: other.present });
         i += 2;
