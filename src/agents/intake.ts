@@ -350,6 +350,9 @@ function countIn(tokens: Token[], from: number, to: number): number | undefined 
   return undefined;
 }
 
+/** Before "few days", "2 hours", "a day": a frequency ("every few days", "twice a day"), not how long. */
+const FREQUENCY_WORDS = new Set(['every', 'each', 'per', 'once', 'twice', 'thrice', 'times']);
+
 function durationIn(tokens: Token[], from: number, to: number): number | undefined {
   for (let i = from; i < to; i++) {
     const w = tokens[i]!.raw;
@@ -359,7 +362,7 @@ function durationIn(tokens: Token[], from: number, to: number): number | undefin
       if (/^yesterday/.test(next)) return 1;
     }
     const n = /^\d+$/.test(w) ? Number(w) : NUMBERS[w];
-    if (n === undefined) continue;
+    if (n === undefined || (i > from && FREQUENCY_WORDS.has(tokens[i - 1]!.raw))) continue;
     let j = i + 1;
     if (tokens[j]?.raw === 'of') j++;
     const unit = tokens[j]?.raw.replace(/s$/, '');
@@ -387,6 +390,7 @@ export function runIntake(
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
   let words = 0;
+  let courseDays: number | undefined;
   for (const end of sentenceEnds) {
     const matches: Array<{ code: string; at: number; length: number; present: boolean }> = [];
     for (let i = sentenceStart; i < end; ) {
@@ -410,6 +414,8 @@ export function runIntake(
       }
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    // "Been about a month.": a sentence giving only a duration tells how long the complaint has gone on.
+    if (matches.length === 0 && duration !== undefined) courseDays ??= duration;
     const count = countIn(tokens, sentenceStart, end);
     // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
     const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
@@ -447,6 +453,7 @@ export function runIntake(
     sentenceStart = end + 1;
   }
   const complaintFound = found.length;
+  if (courseDays !== undefined) for (const f of found) if (f.present && f.durationDays === undefined) f.durationDays = courseDays;
   // A course of 3 weeks or more (the usual cut-off for chronic vomiting, diarrhoea and cough) makes
   // chronic_course present; one of 3 days or less makes it absent. Read from the longest duration
   // given for a duration-sensitive finding.
