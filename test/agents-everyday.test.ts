@@ -75,6 +75,16 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(find(intake('not eating fine').findings, 'inappetence')?.present, true);
   });
 
+  it('reads "every few days" as a frequency, and a sentence giving only a duration as the course', () => {
+    const out = intake('Every few days she coughs. Been about a month.').findings;
+    assert.equal(find(out, 'coughing')?.durationDays, 30);
+    assert.equal(find(out, 'chronic_course')?.present, true);
+    assert.equal(find(intake('sick twice a day for a week').findings, 'vomiting')?.durationDays, 7);
+    assert.equal(find(intake('she coughs every 2 days').findings, 'coughing')?.durationDays, undefined);
+    // A finding's own duration stands.
+    assert.equal(find(intake('vomiting for 2 days. Been off colour about a month.').findings, 'vomiting')?.durationDays, 2);
+  });
+
   it('reads counts: "twice", "6 times"', () => {
     assert.equal(find(intake('he has been sick twice').findings, 'vomiting')?.count, 2);
     assert.equal(find(intake("she's thrown up about 6 times since last night").findings, 'vomiting')?.count, 6);

@@ -23,7 +23,7 @@ export interface Token {
   filler?: boolean;
 }
 
-interface Phrase {
+export interface Phrase {
   code: string;
   /** Stems of the term's words, fillers included. */
   words: string[];
@@ -31,6 +31,8 @@ interface Phrase {
   optional: boolean[];
   /** False for a phrase that says the finding is absent ("eating fine"). */
   present: boolean;
+  /** Position in its first word's list (longest first): ties between phrases go to the earlier. */
+  rank: number;
 }
 
 /**
@@ -123,6 +125,14 @@ function termWords(term: string): { words: string[]; optional: boolean[] } {
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
 export class Lexicon {
   private readonly byFirst = new Map<string, Phrase[]>();
+  /**
+   * Phrases of two or more words by first word, then by the first word after it that the complaint
+   * must hold (not an optional filler): a match across other words looks up only the phrases whose
+   * second word is near, not every phrase of its first word.
+   */
+  private readonly bySecond = new Map<string, Map<string, Phrase[]>>();
+  /** Tokens after the first within which a phrase's required second word can lie. */
+  private secondReach = 0;
   /** Single words of 7+ letters, for one-typo matching of words the vocabulary lacks. */
   private readonly longWords = new Map<string, string>();
   /** The long words in the order of longWords: a typo resolves to the earliest one it is near. */
@@ -142,14 +152,30 @@ export class Lexicon {
         const { words, optional } = termWords(term);
         if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present, rank: 0 });
         this.byFirst.set(words[0]!, list);
         if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
       };
       for (const term of terms) add(term, true);
       for (const term of f.absentTerms ?? []) add(term, false);
     }
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
+    let maxK = 0;
+    for (const [first, list] of this.byFirst) {
+      list.sort((a, b) => b.words.length - a.words.length);
+      const second = new Map<string, Phrase[]>();
+      list.forEach((p, rank) => {
+        p.rank = rank;
+        if (p.words.length < 2) return;
+        const k = p.optional.findIndex((o, at) => at > 0 && !o);
+        maxK = Math.max(maxK, k);
+        const key = p.words[k]!;
+        const at = second.get(key);
+        if (at === undefined) second.set(key, [p]);
+        else at.push(p);
+      });
+      if (second.size > 0) this.bySecond.set(first, second);
+    }
+    this.secondReach = maxK + MAX_FILLER_RUN + MAX_GAPS;
     // Built from the finished map: a word set twice keeps its first position but its last code.
     for (const [word, code] of this.longWords) {
       const at = this.longList.push({ word, code }) - 1;
@@ -195,20 +221,8 @@ export class Lexicon {
       // ("won't put her left back leg down", "cloudy spot on the eye"): the most words, then the fewest
       // passed over, then the first. Only as a fallback: "caught his nail on the fence" stays a broken
       // nail rather than becoming "caught on the fence", and "weeing little bits in the bath" little bits.
-      if (WEAK_STARTS.has(word)) return null;
-      let gapped: Phrase | undefined;
-      let gappedSpan = 0;
-      let gappedGaps = MAX_GAPS + 1;
-      for (const p of phrases) {
-        if (p.words.length < 2 || (gapped !== undefined && p.words.length < gapped.words.length)) break;
-        const span = spanAt(p, tokens, i, end, MAX_GAPS);
-        const gaps = SKIPS.gaps;
-        if (span === 0 || gaps === 0 || gaps >= gappedGaps || this.passesOverPhrase(tokens, end, gaps)) continue;
-        gapped = p;
-        gappedSpan = span;
-        gappedGaps = gaps;
-      }
-      if (gapped !== undefined) return { code: gapped.code, length: gappedSpan, present: gapped.present, words: gapped.words };
+      const gapped = this.across(tokens, i, end);
+      if (gapped !== null) return gapped;
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
@@ -229,6 +243,34 @@ export class Lexicon {
   }
 
 
+
+  /**
+   * The phrase of two or more words starting at token i and matched across other words of the
+   * complaint (at least one), as match() takes it when none matches whole; null when none does.
+   */
+  private across(tokens: Token[], i: number, end: number): { code: string; length: number; present: boolean; words: string[] } | null {
+    const word = tokens[i]!.word;
+    const second = WEAK_STARTS.has(word) ? undefined : this.bySecond.get(word);
+    let gapped: Phrase | undefined;
+    let gappedSpan = 0;
+    let gappedGaps = MAX_GAPS + 1;
+    for (let j = i + 1, last = Math.min(end - 1, i + this.secondReach); second !== undefined && j <= last; j++) {
+      for (const p of second.get(tokens[j]!.word) ?? []) {
+        if (gapped !== undefined && (p.words.length < gapped.words.length || (p.words.length === gapped.words.length && p.rank > gapped.rank && gappedGaps === 1))) continue;
+        const span = spanAt(p, tokens, i, end, MAX_GAPS);
+        const gaps = SKIPS.gaps;
+        if (span === 0 || gaps === 0 || this.passesOverPhrase(tokens, end, gaps)) continue;
+        const better = gapped === undefined || p.words.length > gapped.words.length || gaps < gappedGaps || (gaps === gappedGaps && p.rank < gapped.rank);
+        if (!better) continue;
+        gapped = p;
+        gappedSpan = span;
+        gappedGaps = gaps;
+      }
+      // A gap never crosses a break, so no required word lies beyond one.
+      if (GAP_BREAKS.has(tokens[j]!.raw)) break;
+    }
+    return gapped === undefined ? null : { code: gapped.code, length: gappedSpan, present: gapped.present, words: gapped.words };
+  }
 
   /**
    * Whether a word the last spanAt passed over starts a phrase of two or more words matched whole:
@@ -271,7 +313,7 @@ const MAX_FILLER_RUN = 4;
  * all: "won't put her left back leg down" meets "won't put leg down" (one: "back"), "broken the tip
  * of one of her front nails" meets "broken tip of nail" (three). Never across a clause: GAP_BREAKS.
  */
-const MAX_GAPS = 3;
+export const MAX_GAPS = 3;
 
 /**
  * Words a phrase never passes over: punctuation, negations (the finding's presence would flip
@@ -284,19 +326,19 @@ const GAP_BREAKS = new Set([
 ]);
 
 /** The fillers and other words skipped by the last spanAt (a module slot rather than an object per call). */
-const SKIPS = { n: 0, gaps: 0, at: [0, 0, 0] };
+export const SKIPS = { n: 0, gaps: 0, at: [0, 0, 0] };
 
 /**
  * First words too common to anchor a phrase matched across other words ("was in heat" would reach
  * "was out walking in heat"): such phrases match only whole or across fillers.
  */
-const WEAK_STARTS = new Set(['be', 'have', 'has', 'had', 'do', 'get', 'go', 'in', 'on', 'at', 'to', 'of', 'for', 'with', 'it', 'he', 'she', 'they', 'there', 'this', 'that', 'is', 'some', 'one', 'keep']);
+export const WEAK_STARTS = new Set(['be', 'have', 'has', 'had', 'do', 'get', 'go', 'in', 'on', 'at', 'to', 'of', 'for', 'with', 'it', 'he', 'she', 'they', 'there', 'this', 'that', 'is', 'some', 'one', 'keep']);
 
 /**
  * Tokens spanned by the phrase starting at i (fillers skipped on either side, and up to maxGaps
  * other words of the complaint between the phrase's words), or 0.
  */
-function spanAt(p: Phrase, tokens: Token[], i: number, end: number, maxGaps = 0): number {
+export function spanAt(p: Phrase, tokens: Token[], i: number, end: number, maxGaps = 0): number {
   const words = p.words;
   if (tokens[i]?.word !== words[0]) return 0;
   let j = i + 1;
