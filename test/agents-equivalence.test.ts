@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DifferentialModel } from '../src/agents/differential.js';
-import { Lexicon, MAX_GAPS, mergeFindings, runIntake, SKIPS, spanAt, tokenize, WEAK_STARTS, withinOneEdit, type Phrase, type Token } from '../src/agents/intake.js';
+import { Lexicon, MAX_GAPS, maxGaps, mergeFindings, runIntake, SKIPS, spanAt, tokenize, WEAK_STARTS, withinOneEdit, type Phrase, type Token } from '../src/agents/intake.js';
 import { runLabs } from '../src/agents/labs.js';
 import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
 import type { Condition } from '../src/knowledge/model.js';
@@ -84,7 +84,7 @@ function acrossScan(tokens: Token[], i: number, end: number): Across {
   let bestGaps = MAX_GAPS + 1;
   for (const p of lex.byFirst.get(word) ?? []) {
     if (p.words.length < 2 || (best !== undefined && p.words.length < best.words.length)) break;
-    const span = spanAt(p, tokens, i, end, MAX_GAPS);
+    const span = spanAt(p, tokens, i, end, maxGaps(p));
     const gaps = SKIPS.gaps;
     if (span === 0 || gaps === 0 || gaps >= bestGaps || lex.passesOverPhrase(tokens, end, gaps)) continue;
     best = p;

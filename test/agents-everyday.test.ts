@@ -52,7 +52,11 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(span("now won't put her left back leg down at all", 'non_weight_bearing_lameness'), "won't put her left back leg down");
     assert.equal(span('ate grass and threw it up once', 'vomiting'), 'threw it up');
     assert.equal(span("she's broken the tip of one of her front nails", 'broken_nail'), 'broken the tip of one of her front nails');
-    assert.equal(span('there is a cloudy spot on the eye', 'cloudy_eye'), 'cloudy spot on the eye');
+    assert.equal(span('he keeps holding the poor eye shut', 'squinting'), 'holding the poor eye shut');
+    // Not across a word that starts a phrase of its own: "sore eye" stays red eye.
+    assert.equal(find(intake('she keeps holding her sore eye shut').findings, 'squinting'), undefined);
+    // A two-word phrase passes over one word only.
+    assert.equal(find(intake('eating her dinner on the grass').findings, 'nausea'), undefined);
     // "and" after a phrase passed over a word: the subject's other sign ("eye ... watering").
     const eye = intake('his eye is half shut and watering').findings;
     assert.equal(find(eye, 'squinting')?.present, true);
@@ -64,7 +68,7 @@ describe('intake: complaints as owners write them', () => {
     assert.ok(find(heat.findings, 'heat_exposure'));
     assert.equal(find(heat.findings, 'recent_oestrus'), undefined);
     assert.equal(span('he caught his nail on the fence', 'broken_nail'), 'caught his nail');
-    // More than three other words: no match.
+    // A longer phrase: more than three other words, no match.
     assert.equal(find(intake('she won\'t put her big heavy old left back leg down').findings, 'non_weight_bearing_lameness'), undefined);
   });
   it('reads absent-terms and double negatives', () => {

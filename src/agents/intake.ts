@@ -218,7 +218,7 @@ export class Lexicon {
       }
       if (best !== undefined) return { code: best.code, length: bestSpan, present: best.present, words: best.words };
       // Failing that, a phrase of two or more words matched across a few other words of the complaint
-      // ("won't put her left back leg down", "cloudy spot on the eye"): the most words, then the fewest
+      // ("won't put her left back leg down", "threw it up"): the most words, then the fewest
       // passed over, then the first. Only as a fallback: "caught his nail on the fence" stays a broken
       // nail rather than becoming "caught on the fence", and "weeing little bits in the bath" little bits.
       const gapped = this.across(tokens, i, end);
@@ -257,7 +257,7 @@ export class Lexicon {
     for (let j = i + 1, last = Math.min(end - 1, i + this.secondReach); second !== undefined && j <= last; j++) {
       for (const p of second.get(tokens[j]!.word) ?? []) {
         if (gapped !== undefined && (p.words.length < gapped.words.length || (p.words.length === gapped.words.length && p.rank > gapped.rank && gappedGaps === 1))) continue;
-        const span = spanAt(p, tokens, i, end, MAX_GAPS);
+        const span = spanAt(p, tokens, i, end, maxGaps(p));
         const gaps = SKIPS.gaps;
         if (span === 0 || gaps === 0 || this.passesOverPhrase(tokens, end, gaps)) continue;
         const better = gapped === undefined || p.words.length > gapped.words.length || gaps < gappedGaps || (gaps === gappedGaps && p.rank < gapped.rank);
@@ -309,11 +309,14 @@ export class Lexicon {
 const MAX_FILLER_RUN = 4;
 
 /**
- * Words of the complaint other than fillers that a phrase of two or more words may pass over, in
+ * Words of the complaint other than fillers that a phrase of three or more words may pass over, in
  * all: "won't put her left back leg down" meets "won't put leg down" (one: "back"), "broken the tip
  * of one of her front nails" meets "broken tip of nail" (three). Never across a clause: GAP_BREAKS.
  */
 export const MAX_GAPS = 3;
+
+/** A two-word phrase passes over one word ("threw it up"): with more, "eating her dinner on the grass" would be eating grass. */
+export const maxGaps = (p: Phrase): number => (p.words.length > 2 ? MAX_GAPS : 1);
 
 /**
  * Words a phrase never passes over: punctuation, negations (the finding's presence would flip
