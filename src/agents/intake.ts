@@ -254,6 +254,7 @@ export class Lexicon {
     let gapped: Phrase | undefined;
     let gappedSpan = 0;
     let gappedGaps = MAX_GAPS + 1;
+    let others = 0;
     for (let j = i + 1, last = Math.min(end - 1, i + this.secondReach); second !== undefined && j <= last; j++) {
       for (const p of second.get(tokens[j]!.word) ?? []) {
         if (gapped !== undefined && (p.words.length < gapped.words.length || (p.words.length === gapped.words.length && p.rank > gapped.rank && gappedGaps === 1))) continue;
@@ -266,8 +267,9 @@ export class Lexicon {
         gappedSpan = span;
         gappedGaps = gaps;
       }
-      // A gap never crosses a break, so no required word lies beyond one.
-      if (GAP_BREAKS.has(tokens[j]!.raw)) break;
+      // A gap never crosses a break, and the words before the required one that are not fillers are
+      // gaps: no required word lies beyond a break or the (MAX_GAPS + 1)th such word.
+      if (GAP_BREAKS.has(tokens[j]!.raw) || (tokens[j]!.filler !== true && ++others > MAX_GAPS)) break;
     }
     return gapped === undefined ? null : { code: gapped.code, length: gappedSpan, present: gapped.present, words: gapped.words };
   }
