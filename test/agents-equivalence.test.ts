@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DifferentialModel } from '../src/agents/differential.js';
-import { Lexicon, mergeFindings, runIntake, withinOneEdit } from '../src/agents/intake.js';
+import { Lexicon, MAX_GAPS, maxGaps, mergeFindings, runIntake, SKIPS, spanAt, tokenize, WEAK_STARTS, withinOneEdit, type Phrase, type Token } from '../src/agents/intake.js';
 import { runLabs } from '../src/agents/labs.js';
 import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
 import type { Condition } from '../src/knowledge/model.js';
@@ -65,6 +65,53 @@ describe('lexicon typo index', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+type Across = { code: string; length: number; present: boolean; words: string[] } | null;
+const lex = lexicon as unknown as {
+  byFirst: Map<string, Phrase[]>;
+  across(tokens: Token[], i: number, end: number): Across;
+  passesOverPhrase(tokens: Token[], end: number, gaps: number): boolean;
+};
+
+/** A phrase matched across other words as found before the second-word index: every phrase of the first word tried. */
+function acrossScan(tokens: Token[], i: number, end: number): Across {
+  const word = tokens[i]!.word;
+  if (WEAK_STARTS.has(word)) return null;
+  let best: Phrase | undefined;
+  let bestSpan = 0;
+  let bestGaps = MAX_GAPS + 1;
+  for (const p of lex.byFirst.get(word) ?? []) {
+    if (p.words.length < 2 || (best !== undefined && p.words.length < best.words.length)) break;
+    const span = spanAt(p, tokens, i, end, maxGaps(p));
+    const gaps = SKIPS.gaps;
+    if (span === 0 || gaps === 0 || gaps >= bestGaps || lex.passesOverPhrase(tokens, end, gaps)) continue;
+    best = p;
+    bestSpan = span;
+    bestGaps = gaps;
+  }
+  return best === undefined ? null : { code: best.code, length: bestSpan, present: best.present, words: best.words };
+}
+
+describe('lexicon: phrases across other words', () => {
+  const phraseWords = [...new Set([...lex.byFirst.values()].flat().flatMap((p) => p.words))];
+  const texts = [...loadVignettes(), ...loadVignettes('test/vignettes/holdout-a.json'), ...loadVignettes('test/vignettes/holdout-b.json')].map((v) => v.request.complaint ?? '');
+  const agree = (text: string) => {
+    const tokens = tokenize(text);
+    for (let i = 0; i < tokens.length; i++) assert.deepEqual(lex.across(tokens, i, tokens.length), acrossScan(tokens, i, tokens.length), `${text} @ ${i}`);
+  };
+
+  it('the second-word index finds what trying every phrase of the first word finds, on the vignettes', () => {
+    for (const t of texts) agree(t);
+  });
+
+  it('and on word salads of vocabulary words, fillers and breaks', () => {
+    const w = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom(...phraseWords) },
+      { weight: 2, arbitrary: fc.constantFrom('her', 'the', 'left', 'a', 'bit', 'and', 'not', ',', 'when', 'dog', 'big', 'again') },
+    );
+    fc.assert(fc.property(fc.array(w, { minLength: 2, maxLength: 14 }), (words) => agree(words.join(' '))), { numRuns: 3000 });
   });
 });
 

@@ -43,12 +43,50 @@ describe('intake: complaints as owners write them', () => {
     assert.ok(find(intake('the dog bit him on the leg').findings, 'bite_wound'));
   });
 
+
+  it('matches a phrase across a few other words when nothing matches whole, never across a clause or another phrase', () => {
+    const span = (complaint: string, code: string) => {
+      const f = find(intake(complaint).findings, code);
+      return f?.present === true && f.source.kind === 'complaint' ? f.source.text : undefined;
+    };
+    assert.equal(span("now won't put her left back leg down at all", 'non_weight_bearing_lameness'), "won't put her left back leg down");
+    assert.equal(span('ate grass and threw it up once', 'vomiting'), 'threw it up');
+    assert.equal(span("she's broken the tip of one of her front nails", 'broken_nail'), 'broken the tip of one of her front nails');
+    assert.equal(span('he keeps holding the poor eye shut', 'squinting'), 'holding the poor eye shut');
+    // Not across a word that starts a phrase of its own: "sore eye" stays red eye.
+    assert.equal(find(intake('she keeps holding her sore eye shut').findings, 'squinting'), undefined);
+    // A two-word phrase passes over one word only.
+    assert.equal(find(intake('eating her dinner on the grass').findings, 'nausea'), undefined);
+    // "and" after a phrase passed over a word: the subject's other sign ("eye ... watering").
+    const eye = intake('his eye is half shut and watering').findings;
+    assert.equal(find(eye, 'squinting')?.present, true);
+    assert.equal(find(eye, 'ocular_discharge')?.present, true);
+    // Not across a conjunction or a negation, and a whole match wins over one across words.
+    assert.equal(find(intake('he threw the ball and jumped up').findings, 'vomiting'), undefined);
+    assert.equal(find(intake('he threw nothing up').findings, 'vomiting'), undefined);
+    const heat = intake('we were out walking in the heat');
+    assert.ok(find(heat.findings, 'heat_exposure'));
+    assert.equal(find(heat.findings, 'recent_oestrus'), undefined);
+    assert.equal(span('he caught his nail on the fence', 'broken_nail'), 'caught his nail');
+    // A longer phrase: more than three other words, no match.
+    assert.equal(find(intake('she won\'t put her big heavy old left back leg down').findings, 'non_weight_bearing_lameness'), undefined);
+  });
   it('reads absent-terms and double negatives', () => {
     const out = intake("eating fine, poos are normal, but won't stop scratching").findings;
     assert.equal(find(out, 'inappetence')?.present, false);
     assert.equal(find(out, 'diarrhoea')?.present, false);
     assert.equal(find(out, 'pruritus')?.present, true);
     assert.equal(find(intake('not eating fine').findings, 'inappetence')?.present, true);
+  });
+
+  it('reads "every few days" as a frequency, and a sentence giving only a duration as the course', () => {
+    const out = intake('Every few days she coughs. Been about a month.').findings;
+    assert.equal(find(out, 'coughing')?.durationDays, 30);
+    assert.equal(find(out, 'chronic_course')?.present, true);
+    assert.equal(find(intake('sick twice a day for a week').findings, 'vomiting')?.durationDays, 7);
+    assert.equal(find(intake('she coughs every 2 days').findings, 'coughing')?.durationDays, undefined);
+    // A finding's own duration stands.
+    assert.equal(find(intake('vomiting for 2 days. Been off colour about a month.').findings, 'vomiting')?.durationDays, 2);
   });
 
   it('reads counts: "twice", "6 times"', () => {

@@ -10,7 +10,7 @@ import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
 import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.1.0';
+export const INTAKE_VERSION = '1.2.0';
 
 export interface Token {
   /** Stemmed, for vocabulary matching. */
@@ -23,7 +23,7 @@ export interface Token {
   filler?: boolean;
 }
 
-interface Phrase {
+export interface Phrase {
   code: string;
   /** Stems of the term's words, fillers included. */
   words: string[];
@@ -31,6 +31,8 @@ interface Phrase {
   optional: boolean[];
   /** False for a phrase that says the finding is absent ("eating fine"). */
   present: boolean;
+  /** Position in its first word's list (longest first): ties between phrases go to the earlier. */
+  rank: number;
 }
 
 /**
@@ -123,6 +125,14 @@ function termWords(term: string): { words: string[]; optional: boolean[] } {
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
 export class Lexicon {
   private readonly byFirst = new Map<string, Phrase[]>();
+  /**
+   * Phrases of two or more words by first word, then by the first word after it that the complaint
+   * must hold (not an optional filler): a match across other words looks up only the phrases whose
+   * second word is near, not every phrase of its first word.
+   */
+  private readonly bySecond = new Map<string, Map<string, Phrase[]>>();
+  /** Tokens after the first within which a phrase's required second word can lie. */
+  private secondReach = 0;
   /** Single words of 7+ letters, for one-typo matching of words the vocabulary lacks. */
   private readonly longWords = new Map<string, string>();
   /** The long words in the order of longWords: a typo resolves to the earliest one it is near. */
@@ -142,14 +152,30 @@ export class Lexicon {
         const { words, optional } = termWords(term);
         if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present, rank: 0 });
         this.byFirst.set(words[0]!, list);
         if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
       };
       for (const term of terms) add(term, true);
       for (const term of f.absentTerms ?? []) add(term, false);
     }
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.words.length - a.words.length);
+    let maxK = 0;
+    for (const [first, list] of this.byFirst) {
+      list.sort((a, b) => b.words.length - a.words.length);
+      const second = new Map<string, Phrase[]>();
+      list.forEach((p, rank) => {
+        p.rank = rank;
+        if (p.words.length < 2) return;
+        const k = p.optional.findIndex((o, at) => at > 0 && !o);
+        maxK = Math.max(maxK, k);
+        const key = p.words[k]!;
+        const at = second.get(key);
+        if (at === undefined) second.set(key, [p]);
+        else at.push(p);
+      });
+      if (second.size > 0) this.bySecond.set(first, second);
+    }
+    this.secondReach = maxK + MAX_FILLER_RUN + MAX_GAPS;
     // Built from the finished map: a word set twice keeps its first position but its last code.
     for (const [word, code] of this.longWords) {
       const at = this.longList.push({ word, code }) - 1;
@@ -191,6 +217,12 @@ export class Lexicon {
         }
       }
       if (best !== undefined) return { code: best.code, length: bestSpan, present: best.present, words: best.words };
+      // Failing that, a phrase of two or more words matched across a few other words of the complaint
+      // ("won't put her left back leg down", "threw it up"): the most words, then the fewest
+      // passed over, then the first. Only as a fallback: "caught his nail on the fence" stays a broken
+      // nail rather than becoming "caught on the fence", and "weeing little bits in the bath" little bits.
+      const gapped = this.across(tokens, i, end);
+      if (gapped !== null) return gapped;
     }
     if (word.length >= 7) {
       const code = this.nearLongWord(word);
@@ -211,6 +243,51 @@ export class Lexicon {
   }
 
 
+
+  /**
+   * The phrase of two or more words starting at token i and matched across other words of the
+   * complaint (at least one), as match() takes it when none matches whole; null when none does.
+   */
+  private across(tokens: Token[], i: number, end: number): { code: string; length: number; present: boolean; words: string[] } | null {
+    const word = tokens[i]!.word;
+    const second = WEAK_STARTS.has(word) ? undefined : this.bySecond.get(word);
+    let gapped: Phrase | undefined;
+    let gappedSpan = 0;
+    let gappedGaps = MAX_GAPS + 1;
+    let others = 0;
+    for (let j = i + 1, last = Math.min(end - 1, i + this.secondReach); second !== undefined && j <= last; j++) {
+      for (const p of second.get(tokens[j]!.word) ?? []) {
+        if (gapped !== undefined && (p.words.length < gapped.words.length || (p.words.length === gapped.words.length && p.rank > gapped.rank && gappedGaps === 1))) continue;
+        const span = spanAt(p, tokens, i, end, maxGaps(p));
+        const gaps = SKIPS.gaps;
+        if (span === 0 || gaps === 0 || this.passesOverPhrase(tokens, end, gaps)) continue;
+        const better = gapped === undefined || p.words.length > gapped.words.length || gaps < gappedGaps || (gaps === gappedGaps && p.rank < gapped.rank);
+        if (!better) continue;
+        gapped = p;
+        gappedSpan = span;
+        gappedGaps = gaps;
+      }
+      // A gap never crosses a break, and the words before the required one that are not fillers are
+      // gaps: no required word lies beyond a break or the (MAX_GAPS + 1)th such word.
+      if (GAP_BREAKS.has(tokens[j]!.raw) || (tokens[j]!.filler !== true && ++others > MAX_GAPS)) break;
+    }
+    return gapped === undefined ? null : { code: gapped.code, length: gappedSpan, present: gapped.present, words: gapped.words };
+  }
+
+  /**
+   * Whether a word the last spanAt passed over starts a phrase of two or more words matched whole:
+   * "were out walking in the heat" is heat exposure, not "was in heat" across "out walking".
+   */
+  private passesOverPhrase(tokens: Token[], end: number, gaps: number): boolean {
+    const passed = SKIPS.at.slice(0, gaps);
+    for (const at of passed) {
+      for (const q of this.byFirst.get(tokens[at]!.word) ?? []) {
+        if (q.words.length < 2) break;
+        if (spanAt(q, tokens, at, end) > 0) return true;
+      }
+    }
+    return false;
+  }
 
   /** The code of the earliest long word within one edit of word, as a scan of longWords finds it. */
   private nearLongWord(word: string): string | undefined {
@@ -233,15 +310,45 @@ export class Lexicon {
 /** At most this many fillers of the complaint are skipped within one phrase (bounds the search). */
 const MAX_FILLER_RUN = 4;
 
-/** The fillers skipped by the last spanAt (a module slot rather than an object per call). */
-const SKIPS = { n: 0 };
+/**
+ * Words of the complaint other than fillers that a phrase of three or more words may pass over, in
+ * all: "won't put her left back leg down" meets "won't put leg down" (one: "back"), "broken the tip
+ * of one of her front nails" meets "broken tip of nail" (three). Never across a clause: GAP_BREAKS.
+ */
+export const MAX_GAPS = 3;
 
-/** Tokens spanned by the phrase starting at i (fillers skipped on either side), or 0. */
-function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
+/** A two-word phrase passes over one word ("threw it up"): with more, "eating her dinner on the grass" would be eating grass. */
+export const maxGaps = (p: Phrase): number => (p.words.length > 2 ? MAX_GAPS : 1);
+
+/**
+ * Words a phrase never passes over: punctuation, negations (the finding's presence would flip
+ * unseen) and words that join or start another clause ("vomiting and has diarrhoea with blood" is
+ * not vomiting blood).
+ */
+const GAP_BREAKS = new Set([
+  ...PUNCTUATION, ...NEGATIONS, ...SCOPE_BREAKS,
+  'and', 'or', 'when', 'while', 'because', 'after', 'before', 'since', 'until', 'if', 'also', 'plus', 'which', 'who',
+]);
+
+/** The fillers and other words skipped by the last spanAt (a module slot rather than an object per call). */
+export const SKIPS = { n: 0, gaps: 0, at: [0, 0, 0] };
+
+/**
+ * First words too common to anchor a phrase matched across other words ("was in heat" would reach
+ * "was out walking in heat"): such phrases match only whole or across fillers.
+ */
+export const WEAK_STARTS = new Set(['be', 'have', 'has', 'had', 'do', 'get', 'go', 'in', 'on', 'at', 'to', 'of', 'for', 'with', 'it', 'he', 'she', 'they', 'there', 'this', 'that', 'is', 'some', 'one', 'keep']);
+
+/**
+ * Tokens spanned by the phrase starting at i (fillers skipped on either side, and up to maxGaps
+ * other words of the complaint between the phrase's words), or 0.
+ */
+export function spanAt(p: Phrase, tokens: Token[], i: number, end: number, maxGaps = 0): number {
   const words = p.words;
   if (tokens[i]?.word !== words[0]) return 0;
   let j = i + 1;
   let skips = 0;
+  let gaps = 0;
   for (let k = 1; k < words.length; ) {
     if (j < end && tokens[j]!.word === words[k]) {
       j++;
@@ -249,12 +356,17 @@ function spanAt(p: Phrase, tokens: Token[], i: number, end: number): number {
     } else if (p.optional[k]) {
       k++;
       skips++;
-    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN) {
+    } else if (j < end && tokens[j]!.filler === true && j - i < words.length + MAX_FILLER_RUN + gaps) {
       j++;
       skips++;
+    } else if (gaps < maxGaps && j < end && !GAP_BREAKS.has(tokens[j]!.raw)) {
+      SKIPS.at[gaps] = j;
+      j++;
+      gaps++;
     } else return 0;
   }
   SKIPS.n = skips;
+  SKIPS.gaps = gaps;
   return j - i;
 }
 
@@ -285,6 +397,9 @@ function countIn(tokens: Token[], from: number, to: number): number | undefined 
   return undefined;
 }
 
+/** Before "few days", "2 hours", "a day": a frequency ("every few days", "twice a day"), not how long. */
+const FREQUENCY_WORDS = new Set(['every', 'each', 'per', 'once', 'twice', 'thrice', 'times']);
+
 function durationIn(tokens: Token[], from: number, to: number): number | undefined {
   for (let i = from; i < to; i++) {
     const w = tokens[i]!.raw;
@@ -294,7 +409,7 @@ function durationIn(tokens: Token[], from: number, to: number): number | undefin
       if (/^yesterday/.test(next)) return 1;
     }
     const n = /^\d+$/.test(w) ? Number(w) : NUMBERS[w];
-    if (n === undefined) continue;
+    if (n === undefined || (i > from && FREQUENCY_WORDS.has(tokens[i - 1]!.raw))) continue;
     let j = i + 1;
     if (tokens[j]?.raw === 'of') j++;
     const unit = tokens[j]?.raw.replace(/s$/, '');
@@ -322,6 +437,7 @@ export function runIntake(
   sentenceEnds.push(tokens.length);
   let sentenceStart = 0;
   let words = 0;
+  let courseDays: number | undefined;
   for (const end of sentenceEnds) {
     const matches: Array<{ code: string; at: number; length: number; present: boolean }> = [];
     for (let i = sentenceStart; i < end; ) {
@@ -333,16 +449,20 @@ export function runIntake(
       }
       matches.push({ code: m.code, at: i, length: m.length, present: m.present });
       i += m.length;
-      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and".
+      // "runny eyes and nose": the phrase again with its last word replaced by the one after "and";
+      // failing that, "eye is half shut and watering": its first word (the subject) with that word.
       while (m.length >= 2 && i + 1 < end && (tokens[i]!.raw === 'and' || tokens[i]!.raw === 'or')) {
         const head = m.words.slice(0, -1);
-        const other = lexicon.exact([...head, tokens[i + 1]!.word]);
+        const next = tokens[i + 1]!.word;
+        const other = lexicon.exact([...head, next]) ?? (m.words.length > 2 ? lexicon.exact([m.words[0]!, next]) : null);
         if (other === null) break;
         matches.push({ code: other.code, at: i + 1, length: 1, present: other.present });
         i += 2;
       }
     }
     const duration = durationIn(tokens, sentenceStart, end);
+    // "Been about a month.": a sentence giving only a duration tells how long the complaint has gone on.
+    if (matches.length === 0 && duration !== undefined) courseDays ??= duration;
     const count = countIn(tokens, sentenceStart, end);
     // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
     const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
@@ -380,6 +500,7 @@ export function runIntake(
     sentenceStart = end + 1;
   }
   const complaintFound = found.length;
+  if (courseDays !== undefined) for (const f of found) if (f.present && f.durationDays === undefined) f.durationDays = courseDays;
   // A course of 3 weeks or more (the usual cut-off for chronic vomiting, diarrhoea and cough) makes
   // chronic_course present; one of 3 days or less makes it absent. Read from the longest duration
   // given for a duration-sensitive finding.
