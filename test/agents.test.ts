@@ -283,6 +283,10 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.deepEqual([high.flag, high.interval.source], ['high', 'cornell_chem_2017']);
     const problems = labUnitProblems(kb, [{ analyte: 'glucose', value: '5.4 mg/dL', unit: 'mmol/L' }, { analyte: 'wbc', value: 12, unit: 'mg/dL' }, { analyte: 'magnesium', value: 2, unit: 'furlongs' }, { analyte: 'wbc', value: 1e300, unit: '/pL' }]);
     assert.deepEqual(problems.map((p) => p.field), ['labs[0].value', 'labs[1].unit', 'labs[2].unit', 'labs[3].value']);
+    // No analyte is ever below zero, and none is a trillion in its own unit (the answer's rounding would overflow).
+    const unreal = labUnitProblems(kb, [{ analyte: 'glucose', value: -5, unit: 'mg/dL' }, { analyte: 'upc', value: -1.797693134862316e305 }, { analyte: 'upc', value: 1e305 }, { analyte: 'upc', value: 0 }]);
+    assert.deepEqual(unreal.map((p) => p.field), ['labs[0].value', 'labs[1].value', 'labs[2].value']);
+    assert.match(unreal[0]!.problem, /cannot be negative/);
   });
 
   it('reads magnesium in mg/dL, as many US laboratories report it, through its molar mass', () => {

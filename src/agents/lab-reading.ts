@@ -164,7 +164,13 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
     as = MOL_PER_L;
   }
   const value = as.family === us.family ? (n * as.scale) / us.scale : as.family === si.family && analyte.siFactor !== null ? (n * as.scale) / si.scale / analyte.siFactor : null;
-  if (value !== null) return Number.isFinite(value) ? { value, unit: unitText } : { problem: `a ${analyte.name} result of ${split.n} ${unitText} is out of range`, field: 'value' };
+  if (value !== null) {
+    // Every analyte of the knowledge base is a concentration, an activity, a count, a fraction, a
+    // time or a ratio: none is below zero. Past 1e12 in its own unit no result is real, and the
+    // answer's rounding to 3 decimals would overflow.
+    if (split.n < 0) return { problem: `a ${analyte.name} result cannot be negative (${split.n})`, field: 'value' };
+    return Number.isFinite(value) && Math.abs(value) < 1e12 ? { value, unit: unitText } : { problem: `a ${analyte.name} result of ${split.n} ${unitText} is out of range`, field: 'value' };
+  }
   if (unitText === '') return { problem: `a ${analyte.name} result needs its unit: ${unitsOf(analyte)}`, field: 'unit' };
   return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${unitsOf(analyte)}`, field: 'unit' };
 }
