@@ -235,3 +235,44 @@ export interface DecodedImage {
 export interface ImageDecoder {
   decode(bytes: Buffer): Promise<DecodedImage | { refused: 'undecodable' | 'too-large'; detail: string }>;
 }
+
+/**
+ * A tensor as the KServe v2 / Open Inference Protocol names one. Only FP32 is used here; `data`
+ * is row-major (the layout the model card gives, e.g. NCHW).
+ */
+export interface Tensor {
+  name: string;
+  shape: number[];
+  datatype: 'FP32';
+  data: Float32Array;
+}
+
+/** Which model artefact to run: the registry's name and version, and the artefact's SHA-256 (hex). */
+export interface ModelRef {
+  name: string;
+  version: string;
+  sha256: string;
+}
+
+/**
+ * Runs a model on tensors: in process (ONNX Runtime) or remote (a KServe v2 server over HTTP).
+ * Failures are exceptions (ModelUnavailable, a timeout): the caller degrades the answer.
+ */
+export interface ModelRuntime {
+  readonly kind: 'onnx' | 'kserve-v2';
+  infer(model: ModelRef, inputs: Tensor[], opts: { timeoutMs: number }): Promise<Tensor[]>;
+  close(): Promise<void>;
+}
+
+/** How a model wants its image: the part of a model card the decoder needs. */
+export interface ImageInputSpec {
+  /** Input tensor name. */
+  name: string;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  layout: 'NCHW' | 'NHWC';
+  /** Per channel, applied to values scaled to 0..1: (v - mean) / std. */
+  mean: number[];
+  std: number[];
+}
