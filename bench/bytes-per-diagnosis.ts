@@ -36,6 +36,7 @@ const requests = Number(values.requests);
 const root = path.resolve(import.meta.dirname, '..');
 const pgPort = Number(new URL(values['pg-url']!).port || 5432);
 const redisPort = Number(new URL(values['redis-url']!).port || 6379);
+const pgOverSocket = decodeURIComponent(new URL(values['pg-url']!).hostname).startsWith('/');
 
 // Bytes and write calls per remote port, plus PostgreSQL protocol messages that start a statement.
 const sent = new Map<number, { bytes: number; writes: number }>();
@@ -43,7 +44,8 @@ let statements = 0;
 let redisSentCommands = 0;
 const write = net.Socket.prototype.write;
 net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
-  const port = this.remotePort ?? 0;
+  // A Unix-domain socket has no remote port: with PostgreSQL reached over its socket (the default), that one is PostgreSQL's.
+  const port = this.remotePort ?? (pgOverSocket ? pgPort : 0);
   const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
   const s = sent.get(port) ?? { bytes: 0, writes: 0 };
   s.bytes += buf.length;

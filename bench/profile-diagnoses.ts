@@ -50,7 +50,7 @@ if (admin) {
 }
 const dbUrl = postgres ? Object.assign(new URL(values['pg-url']!), { pathname: `/${dbName}` }).toString() : undefined;
 // One key at full speed: the budgets are raised past reach, as npm run bench does (still checked).
-const env: Record<string, string> = { AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...BENCH_RATE_LIMIT_ENV, ...(process.env.DATABASE_POOL_MAX ? { DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX } : {}), ...(postgres ? { DATABASE_URL: dbUrl!, REDIS_URL: values['redis-url']!, REDIS_KEY_PREFIX: prefix } : {}) };
+const env: Record<string, string> = { AGENTICPET_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...BENCH_RATE_LIMIT_ENV, ...(process.env.AGENTICPET_RATE_LIMIT_KEY_PER_MIN ? { AGENTICPET_RATE_LIMIT_KEY_PER_MIN: process.env.AGENTICPET_RATE_LIMIT_KEY_PER_MIN, AGENTICPET_RATE_LIMIT_CLINIC_PER_MIN: process.env.AGENTICPET_RATE_LIMIT_CLINIC_PER_MIN ?? "0" } : {}), ...(process.env.DATABASE_POOL_MAX ? { DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX } : {}), ...(postgres ? { DATABASE_URL: dbUrl!, REDIS_URL: values['redis-url']!, REDIS_KEY_PREFIX: prefix } : {}) };
 const config = loadConfig(env);
 const db = postgres ? new PostgresExecutor({ connectionString: dbUrl!, poolMax: config.dbPoolMax, groupCommitMax: config.groupCommitMax }) : await PgliteExecutor.open({ dir: path.join(dataDir, 'pglite'), groupCommitMax: config.groupCommitMax });
 const runtime = await buildRuntime(config, db, createLogger('silent'));

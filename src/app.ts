@@ -14,6 +14,7 @@ import { DiagnosesService } from './clinical/diagnoses/diagnoses.js';
 import { SessionMetaCache } from './clinical/diagnoses/session-meta-cache.js';
 import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService, type RevocationBus } from './clinical/access/access.js';
+import { LeasedRateCounterStore } from './clinical/access/rate-leases.js';
 import { RateLimiter } from './clinical/access/rate-limits.js';
 import { OidcVerifier } from './clinical/access/oidc.js';
 import { EncountersService } from './clinical/records/encounters.js';
@@ -114,7 +115,9 @@ function openSessions(
  * call on it needs no connection of its own), else in process.
  */
 function openRateLimiter(config: Config, logger: Logger, metrics: AppMetrics, redis: RedisSessionStore['client'] | undefined): RateLimiter {
-  const store = redis === undefined ? new MemoryRateCounterStore() : new RedisRateCounterStore(redis, config.redisKeyPrefix);
+  // Shared counters are leased to a busy key several tokens at a time (rate-leases.ts): one Redis
+  // round trip per lease instead of one per request; in process there is no round trip to save.
+  const store = redis === undefined ? new MemoryRateCounterStore() : new LeasedRateCounterStore(new RedisRateCounterStore(redis, config.redisKeyPrefix));
   return new RateLimiter(store, {
     keyLimit: config.rateLimits.keyPerMinute,
     clinicLimit: config.rateLimits.clinicPerMinute,

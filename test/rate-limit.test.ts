@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
+import { LEASE_TTL_MS, LeasedRateCounterStore, MAX_LEASE, type BulkRateCounterStore } from '../src/clinical/access/rate-leases.js';
 import { RateLimiter, type RateCounterStore } from '../src/clinical/access/rate-limits.js';
 import { loadConfig } from '../src/config.js';
 import { MemoryRateCounterStore } from '../src/storage/rate-limits/memory.js';
@@ -44,6 +45,14 @@ const stores: Array<{ name: string; skip: string | false; open(): { store: RateC
     open: () => {
       const c = redisConnection();
       return { store: new RedisRateCounterStore(c, prefix), close: () => c.disconnect() };
+    },
+  },
+  {
+    name: 'Redis, leased',
+    skip: redisSkip,
+    open: () => {
+      const c = redisConnection();
+      return { store: new LeasedRateCounterStore(new RedisRateCounterStore(c, prefix)), close: () => c.disconnect() };
     },
   },
 ];
@@ -140,6 +149,93 @@ describe('in-process counters', () => {
     now = 1500;
     await store.take('k-new', 'c-new', 10, 100, 1000);
     assert.equal(store.size, 2, 'only the new key and clinic remain');
+  });
+});
+
+/** The Redis store, counting the calls that reach it. */
+function countedRedis(c: Redis): { store: BulkRateCounterStore; calls: () => number } {
+  const inner = new RedisRateCounterStore(c, prefix);
+  let calls = 0;
+  return {
+    store: { take: (...a) => (calls++, inner.take(...a)), takeMany: (...a) => (calls++, inner.takeMany(...a)) },
+    calls: () => calls,
+  };
+}
+
+describe('leased counters on Redis', { skip: redisSkip }, () => {
+  it('serve a busy key with far fewer round trips, counting every request and reporting counts that only grow', async () => {
+    const c = redisConnection();
+    try {
+      const counted = countedRedis(c);
+      const limiter = new RateLimiter(new LeasedRateCounterStore(counted.store), { keyLimit: 100_000, clinicLimit: 400_000 });
+      const p = principal(randomUUID(), randomUUID());
+      let last = 0;
+      for (let round = 0; round < 40; round++) {
+        const decisions = await Promise.all(Array.from({ length: 25 }, () => limiter.check(p)));
+        for (const d of decisions) {
+          assert.equal(d?.admitted, true);
+          const used = 100_000 - d!.budgets[0]!.remaining;
+          assert.ok(used >= 1 && used <= 1000, `count ${used}`);
+        }
+        const max = Math.max(...decisions.map((d) => 100_000 - d!.budgets[0]!.remaining));
+        assert.ok(max > last, 'counts grow');
+        last = max;
+      }
+      assert.ok(counted.calls() < 200, `1000 requests took ${counted.calls()} round trips`);
+      const k = rateLimitKeys(prefix, p.clinicId, p.keyId);
+      const stored = Number(await c.get(k.key));
+      assert.ok(stored >= 1000 && stored <= 1000 + MAX_LEASE - 1, `Redis counted ${stored} for 1000 admitted`);
+      assert.equal(Number(await c.get(k.clinic)), stored, 'the clinic budget counts the same tokens');
+    } finally {
+      c.disconnect();
+    }
+  });
+
+  it('never admit more than a budget across two processes, and stay exact for a small budget', async () => {
+    const [c1, c2] = [redisConnection(), redisConnection()];
+    try {
+      const big = { keyLimit: 600, clinicLimit: 0 };
+      const l1 = new RateLimiter(new LeasedRateCounterStore(new RedisRateCounterStore(c1, prefix)), big);
+      const l2 = new RateLimiter(new LeasedRateCounterStore(new RedisRateCounterStore(c2, prefix)), big);
+      const p = principal(randomUUID(), randomUUID());
+      let admitted = 0;
+      for (let round = 0; round < 40; round++) {
+        const ds = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? l1 : l2).check(p)));
+        admitted += ds.filter((d) => d?.admitted).length;
+      }
+      assert.ok(admitted <= 600, `${admitted} admitted on a budget of 600`);
+      // Both processes kept asking, so every leased token was spent: none is lost.
+      assert.equal(admitted, 600);
+      const small = principal(randomUUID(), randomUUID());
+      const s1 = new RateLimiter(new LeasedRateCounterStore(new RedisRateCounterStore(c1, prefix)), { keyLimit: 12, clinicLimit: 0 });
+      const s2 = new RateLimiter(new LeasedRateCounterStore(new RedisRateCounterStore(c2, prefix)), { keyLimit: 12, clinicLimit: 0 });
+      const seen = [];
+      for (let i = 0; i < 14; i++) seen.push(await (i % 2 === 0 ? s1 : s2).check(small));
+      assert.deepEqual(seen.map((d) => d?.budgets[0]!.remaining), [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0]);
+      assert.deepEqual(seen.map((d) => d?.admitted), [...Array(12).fill(true), false, false]);
+    } finally {
+      c1.disconnect();
+      c2.disconnect();
+    }
+  });
+
+  it('end a lease after LEASE_TTL_MS: its unspent tokens are not used later', async () => {
+    const c = redisConnection();
+    try {
+      let now = 0;
+      const counted = countedRedis(c);
+      const store = new LeasedRateCounterStore(counted.store, () => now);
+      const p = principal(randomUUID(), randomUUID());
+      // Grow a lease: each one spent at once doubles the next.
+      for (let i = 0; i < 64; i++) await store.take(p.keyId, p.clinicId, 1_000_000, 0, 60_000);
+      const before = counted.calls();
+      assert.ok(before < 20, `${before} round trips for 64 requests`);
+      now += LEASE_TTL_MS;
+      await store.take(p.keyId, p.clinicId, 1_000_000, 0, 60_000);
+      assert.equal(counted.calls(), before + 1, 'an ended lease sends the next request to the store');
+    } finally {
+      c.disconnect();
+    }
   });
 });
 

@@ -6,8 +6,9 @@
  * neither, so a key hammering past its own budget cannot use up the budget its clinic shares
  * with the clinic's other keys.
  *
- * The counters live behind RateCounterStore: Redis when REDIS_URL is set (one script call per
- * request, shared by every instance), in-process otherwise.
+ * The counters live behind RateCounterStore: Redis when REDIS_URL is set (shared by every
+ * instance; one script call per request, or per lease of several for a busy key: rate-leases.ts),
+ * in-process otherwise.
  *
  * When the store fails (Redis unreachable or hung) the request is admitted unchecked: the budgets
  * protect the service from a runaway client, they are not a meter anyone is billed by, and

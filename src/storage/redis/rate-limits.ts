@@ -1,6 +1,7 @@
 /**
- * The request budgets' counters on Redis, shared by every instance: one script call per request
- * checks both budgets and counts the request against both, atomically and in one round trip.
+ * The request budgets' counters on Redis, shared by every instance: one script call checks both
+ * budgets and counts a request (or a lease of several, see clinical/access/rate-leases.ts) against
+ * both, atomically and in one round trip.
  *
  * Keys (both under the clinic's hash tag, so a Redis Cluster keeps them in one slot, as a
  * script touching both requires):
@@ -11,18 +12,20 @@
  * the minute, and every instance reads the same time (Redis's own clock).
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { RateCounterStore, RateCounts } from '../../clinical/access/rate-limits.js';
+import type { BulkRateCounterStore } from '../../clinical/access/rate-leases.js';
+import type { RateCounts } from '../../clinical/access/rate-limits.js';
 
 /**
  * KEYS: the key's counter, the clinic's counter. ARGV: key limit, clinic limit (0: that budget
- * is off and its counter is not touched), window ms. Admits only if every budget has room; then
- * counts the request against each (SET ... PX starts a window, INCR continues one). A counter
- * found without an expiry (never written by this script) is treated as a fresh window.
- * Returns admitted (1/0) and, per budget, its count and the ms left in its window.
+ * is off and its counter is not touched), window ms, n (requests asked for, 1 or a lease).
+ * Grants as many of the n as every budget has room for; if any, counts them against each (SET ...
+ * PX starts a window, INCRBY continues one). A counter found without an expiry (never written by
+ * this script) is treated as a fresh window. Returns granted (0..n) and, per budget, its count and
+ * the ms left in its window.
  */
 const TAKE_SCRIPT = `
 local window = tonumber(ARGV[3])
-local admitted = 1
+local granted = tonumber(ARGV[4])
 local counts = {0, 0}
 local ttls = {0, 0}
 for i = 1, 2 do
@@ -35,30 +38,30 @@ for i = 1, 2 do
     else
       ttls[i] = window
     end
-    if counts[i] >= limit then admitted = 0 end
+    granted = math.max(0, math.min(granted, limit - counts[i]))
   end
 end
-if admitted == 1 then
+if granted > 0 then
   for i = 1, 2 do
     if tonumber(ARGV[i]) > 0 then
       if counts[i] == 0 then
-        redis.call('SET', KEYS[i], 1, 'PX', window)
+        redis.call('SET', KEYS[i], granted, 'PX', window)
         ttls[i] = window
       else
-        redis.call('INCR', KEYS[i])
+        redis.call('INCRBY', KEYS[i], granted)
       end
-      counts[i] = counts[i] + 1
+      counts[i] = counts[i] + granted
     end
   end
 end
-return {admitted, counts[1], ttls[1], counts[2], ttls[2]}
+return {granted, counts[1], ttls[1], counts[2], ttls[2]}
 `;
 
 /** The session tier's connect timeout: the longest a request waits for the first connection. */
 const FIRST_CONNECTION_WAIT_MS = 2_000;
 
 interface TakeScript {
-  agenticpetRateTake(keyCounter: string, clinicCounter: string, keyLimit: number, clinicLimit: number, windowMs: number): Promise<[number, number, number, number, number]>;
+  agenticpetRateTake(keyCounter: string, clinicCounter: string, keyLimit: number, clinicLimit: number, windowMs: number, n: number): Promise<[number, number, number, number, number]>;
 }
 
 /** The two counters of a key of a clinic; the ids are percent-encoded so neither can end the hash tag. */
@@ -67,7 +70,7 @@ export function rateLimitKeys(prefix: string, clinicId: string, keyId: string): 
   return { key: `${tag}:key:${encodeURIComponent(keyId)}`, clinic: `${tag}:clinic` };
 }
 
-export class RedisRateCounterStore implements RateCounterStore {
+export class RedisRateCounterStore implements BulkRateCounterStore {
   /** Set while the connection's first attempt is under way; see the constructor. */
   private firstConnection: Promise<void> | undefined;
 
@@ -105,9 +108,14 @@ export class RedisRateCounterStore implements RateCounterStore {
   }
 
   async take(keyId: string, clinicId: string, keyLimit: number, clinicLimit: number, windowMs: number): Promise<RateCounts> {
+    const { granted: _granted, ...counts } = await this.takeMany(keyId, clinicId, keyLimit, clinicLimit, windowMs, 1);
+    return counts;
+  }
+
+  async takeMany(keyId: string, clinicId: string, keyLimit: number, clinicLimit: number, windowMs: number, n: number): Promise<RateCounts & { granted: number }> {
     if (this.firstConnection !== undefined) await this.firstConnection;
     const k = rateLimitKeys(this.prefix, clinicId, keyId);
-    const r = await (this.client as unknown as TakeScript).agenticpetRateTake(k.key, k.clinic, keyLimit, clinicLimit, windowMs);
-    return { admitted: r[0] === 1, keyCount: r[1], keyResetMs: r[2], clinicCount: r[3], clinicResetMs: r[4] };
+    const r = await (this.client as unknown as TakeScript).agenticpetRateTake(k.key, k.clinic, keyLimit, clinicLimit, windowMs, Math.max(1, Math.floor(n)));
+    return { admitted: r[0] > 0, granted: r[0], keyCount: r[1], keyResetMs: r[2], clinicCount: r[3], clinicResetMs: r[4] };
   }
 }
