@@ -12,7 +12,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { openModelRuntime } from '../src/app.js';
 import { ModelRuntimeError } from '../src/clinical/errors.js';
+import { ConfigError, loadConfig } from '../src/config.js';
 import type { ImageInputSpec, ModelRef } from '../src/clinical/ports.js';
 import { OnnxModelRuntime } from '../src/imaging/onnx-runtime.js';
 import { SharpImageDecoder } from '../src/imaging/sharp-decoder.js';
@@ -157,5 +159,27 @@ describe('OnnxModelRuntime', () => {
     assert.deepEqual(out!.shape, [1, 2]);
     await cold.close();
     await rejectsWith(cold.infer(ref, [input], { timeoutMs: 5000 }), 'unavailable');
+  });
+});
+
+describe('MODELS_DIR and MODEL_SERVER_URL', () => {
+  it('default: in process, from the repo\'s models/; MODEL_SERVER_URL set: the KServe v2 client', async () => {
+    const config = loadConfig({});
+    assert.equal(config.models.dir, modelsDir);
+    assert.equal(config.models.serverUrl, undefined);
+    assert.equal(config.models.intraOpThreads, 1);
+    const local = openModelRuntime(config);
+    assert.equal(local.kind, 'onnx');
+    await local.close();
+    const remote = openModelRuntime(loadConfig({ MODEL_SERVER_URL: 'http://image-kind.models.internal:8080', MODELS_DIR: '/srv/models' }));
+    assert.equal(remote.kind, 'kserve-v2');
+    assert.equal(loadConfig({ MODELS_DIR: '/srv/models' }).models.dir, '/srv/models');
+  });
+
+  it('a MODEL_SERVER_URL that is not an http(s) base URL, or a thread count out of range, fails at start naming the variable', () => {
+    for (const bad of ['image-kind:8080', 'ftp://x', 'http://x/v2?debug=1']) {
+      assert.throws(() => loadConfig({ MODEL_SERVER_URL: bad }), (e: unknown) => e instanceof ConfigError && e.variable === 'MODEL_SERVER_URL');
+    }
+    assert.throws(() => loadConfig({ MODEL_INTRA_OP_THREADS: '0' }), (e: unknown) => e instanceof ConfigError && e.variable === 'MODEL_INTRA_OP_THREADS');
   });
 });
