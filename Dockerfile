@@ -33,6 +33,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && chown node:node /var/lib/agenticpet
 COPY --from=build /app/dist ./dist
 COPY data/knowledge ./data/knowledge
+# The image models (models/<name>/<version>/model.onnx + card.json), for MODELS_DIR's default:
+# run in process when MODEL_SERVER_URL is unset (in AWS they run on their own service).
+COPY models ./models
 # The /ops dashboard's page (HTML, CSS, browser JavaScript) is read at start, not compiled.
 COPY src/http/ops ./src/http/ops
 # The official image's unprivileged user (uid 1000).
