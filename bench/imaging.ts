@@ -8,7 +8,8 @@
  *   (sharp.concurrency(1)), on generated JPEG/PNG images of 40-260 px a side;
  * - in process: OnnxModelRuntime (intra-op threads 1), one call at a time, batch 1 and batch N;
  * - remote: the repo's model server in a child process (`agenticpet model-server`, threads 1) on
- *   a loopback port, reached by KServeModelRuntime, one request in flight, batch 1 and batch N.
+ *   a loopback port, reached by KServeModelRuntime, one request in flight, batch 1 and batch N;
+ *   inputs as raw bytes (the binary tensor extension, the client's default) and as JSON numbers.
  * "per core" = images / CPU seconds spent (this process's CPU time in process; for remote, the
  * client's plus the server's, read from /proc/<pid>/stat), beside the wall-clock rate. Nothing
  * here is an HTTP load test of the API.
@@ -122,7 +123,8 @@ async function main(): Promise<void> {
       const batch = stack(Array.from({ length: batchSize }, (_, k) => tensors[k % tensors.length]!));
       const runtimes: Array<[string, ModelRuntime, () => number]> = [
         ['in process', new OnnxModelRuntime({ modelsDir, intraOpThreads: 1 }), () => 0],
-        ['remote (loopback)', new KServeModelRuntime({ baseUrl: server.url }), () => cpuOf(server.pid)],
+        ['remote binary (loopback)', new KServeModelRuntime({ baseUrl: server.url }), () => cpuOf(server.pid)],
+        ['remote JSON (loopback)', new KServeModelRuntime({ baseUrl: server.url, binaryData: false }), () => cpuOf(server.pid)],
       ];
       for (const [where, runtime, other] of runtimes) {
         const infer = (t: Tensor) => () => runtime.infer(ref as ModelRef, [t], { timeoutMs: 10_000 });
@@ -136,9 +138,9 @@ async function main(): Promise<void> {
   }
   const pad = (s: string, n: number) => s.padEnd(n);
   console.log(`node ${process.version}, ${process.arch}, onnxruntime-node 1.31 CPU EP, ${seconds} s per figure, one call in flight`);
-  console.log(`${pad('figure', 56)} ${pad('images', 8)} ${pad('img/s wall', 11)} ${pad('img/s per core', 15)} ${pad('p50 ms', 8)} p99 ms`);
+  console.log(`${pad('figure', 60)} ${pad('images', 8)} ${pad('img/s wall', 11)} ${pad('img/s per core', 15)} ${pad('p50 ms', 8)} p99 ms`);
   for (const f of figures) {
-    console.log(`${pad(f.what, 56)} ${pad(String(f.images), 8)} ${pad(f.wallPerSecond.toFixed(0), 11)} ${pad(f.perCoreSecond.toFixed(0), 15)} ${pad(f.p50Ms.toFixed(3), 8)} ${f.p99Ms.toFixed(3)}`);
+    console.log(`${pad(f.what, 60)} ${pad(String(f.images), 8)} ${pad(f.wallPerSecond.toFixed(0), 11)} ${pad(f.perCoreSecond.toFixed(0), 15)} ${pad(f.p50Ms.toFixed(3), 8)} ${f.p99Ms.toFixed(3)}`);
   }
 }
 

@@ -68,6 +68,33 @@ describe('model server (KServe v2 over loopback)', () => {
     assert.deepEqual(Array.from(remote[0]!.data), Array.from(expected!.data));
   });
 
+  it('inputs as plain v2 JSON numbers give the same answer as the binary tensor extension (the default)', async () => {
+    const json = new KServeModelRuntime({ baseUrl: base, binaryData: false });
+    const [a] = await json.infer(ref, [input], { timeoutMs: 5000 });
+    const [b] = await client.infer(ref, [input], { timeoutMs: 5000 });
+    assert.deepEqual(Array.from(a!.data), Array.from(b!.data));
+  });
+
+  it('a binary body whose header length or sizes do not add up is a 400 JSON error', async () => {
+    const post = async (header: unknown, tail: Buffer, headerLength?: number) => {
+      const h = Buffer.from(JSON.stringify(header));
+      const res = await fetch(`${base}/v2/models/image-kind/versions/1.0.0/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength ?? h.length) },
+        body: Buffer.concat([h, tail]),
+      });
+      return { status: res.status, error: ((await res.json()) as { error: string }).error };
+    };
+    const bytes = Buffer.alloc(3 * 64 * 64 * 4);
+    const good = { inputs: [{ name: 'image', shape: [1, 3, 64, 64], datatype: 'FP32', parameters: { binary_data_size: bytes.length } }] };
+    assert.equal((await post(good, bytes)).status, 200);
+    assert.match((await post(good, bytes, 100_000_000)).error, /Inference-Header-Content-Length/);
+    assert.match((await post(good, Buffer.concat([bytes, Buffer.alloc(4)]))).error, /bytes after the last binary input/);
+    assert.match((await post({ inputs: [{ ...good.inputs[0], parameters: { binary_data_size: bytes.length + 4 } }] }, bytes)).error, /binary_data_size/);
+    assert.match((await post({ inputs: [{ ...good.inputs[0], parameters: { binary_data_size: bytes.length - 4 } }] }, bytes.subarray(4))).error, /values for shape/);
+    assert.match((await post({ inputs: [{ name: 'image', shape: [1, 3, 64, 64], datatype: 'FP32' }] }, Buffer.alloc(0))).error, /neither data nor/);
+  });
+
   it('health, readiness and metadata endpoints', async () => {
     assert.equal(await client.ready(), true);
     assert.equal(await client.modelReady(ref), true);
@@ -153,7 +180,7 @@ describe('model server (KServe v2 over loopback)', () => {
     fake.post('/v2/models/:name/versions/:version/infer', async () => ({ model_name: 'image-kind', outputs: [{ name: 'probabilities', shape: [3, 2], datatype: 'FP32', data: [0.5, 0.5] }] }));
     await fake.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const liar = new KServeModelRuntime({ baseUrl: `http://127.0.0.1:${(fake.server.address() as net.AddressInfo).port}` });
+      const liar = new KServeModelRuntime({ baseUrl: `http://127.0.0.1:${(fake.server.address() as net.AddressInfo).port}`, binaryData: false });
       await rejectsWith(liar.infer(ref, [input], { timeoutMs: 2000 }), 'failed');
     } finally {
       await fake.close();
