@@ -19,6 +19,7 @@ import type { ImageInputSpec, ModelRef } from '../src/clinical/ports.js';
 import { OnnxModelRuntime } from '../src/imaging/onnx-runtime.js';
 import { SharpImageDecoder } from '../src/imaging/sharp-decoder.js';
 import { stack } from '../scripts/models/image-kind-eval.js';
+import { encodeModel, FLOAT } from '../scripts/models/onnx-writer.js';
 import { PNG } from './support/images.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -147,6 +148,37 @@ describe('OnnxModelRuntime', () => {
     await rejectsWith(runtime.infer(ref, [{ ...input, shape: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32) }], { timeoutMs: 5000 }), 'bad-input');
     await rejectsWith(runtime.infer(ref, [{ ...input, name: 'pixels' }], { timeoutMs: 5000 }), 'bad-input');
     await rejectsWith(runtime.infer(ref, [{ ...input, data: input.data.subarray(0, 100) }], { timeoutMs: 5000 }), 'bad-input');
+  });
+
+  it('a run that outlasts its budget is a timeout even though ONNX Runtime cannot be interrupted (the late result is dropped)', async () => {
+    // A deliberately slow model: 24 chained 512 x 512 matrix products (~6 GFLOP a run).
+    const side = 512;
+    const nodes = Array.from({ length: 24 }, (_, i) => ({ op: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, 'w'], outputs: [i === 23 ? 'y' : `h${i}`] }));
+    const w = new Float32Array(side * side).map((_, i) => ((i % 7) - 3) / (side * 4));
+    const bytes = encodeModel(
+      { name: 'slow', nodes, initializers: [{ name: 'w', dims: [side, side], float: w }], inputs: [{ name: 'x', elemType: FLOAT, shape: [side, side] }], outputs: [{ name: 'y', elemType: FLOAT, shape: [side, side] }] },
+      { opset: 13, irVersion: 7, producer: 'test', doc: 'slow on purpose', metadata: {} },
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+    fs.mkdirSync(path.join(dir, 'slow', '1'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'slow', '1', 'model.onnx'), bytes);
+    const slow = new OnnxModelRuntime({ modelsDir: dir });
+    try {
+      const m = { name: 'slow', version: '1', sha256: createHash('sha256').update(bytes).digest('hex') };
+      const x = { name: 'x', shape: [side, side], datatype: 'FP32' as const, data: new Float32Array(side * side).fill(0.5) };
+      await slow.warm(m);
+      const t0 = performance.now();
+      const [y] = await slow.infer(m, [x], { timeoutMs: 60_000 });
+      const took = performance.now() - t0;
+      assert.deepEqual(y!.shape, [side, side]);
+      assert.ok(took >= 8, `a warm run takes ${took.toFixed(1)} ms: too fast to test a budget below it`);
+      const budget = Math.floor(took / 4);
+      const err = await rejectsWith(slow.infer(m, [x], { timeoutMs: budget }), 'timeout');
+      assert.match(err.message, /over its \d+ ms budget|did not answer within/);
+    } finally {
+      await slow.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a budget shorter than the work is a timeout, not a late answer', async () => {
