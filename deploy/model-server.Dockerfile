@@ -10,6 +10,7 @@
 # onnxruntime-node's CPU binaries for linux/arm64 and linux/x64 ship inside the npm package
 # (bin/napi-v6/linux/<arch>); `npm ci --ignore-scripts` never runs its install script (the CUDA
 # download), and .npmrc (onnxruntime-node-install=skip) says the same should scripts ever run.
+# The package carries every platform's binaries (~290 MB); all but the image's own are removed.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -36,6 +37,7 @@ COPY infra/package.json infra/package.json
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && npm cache clean --force \
     && rm -rf infra node_modules/@agenticpet \
+    && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 2 -maxdepth 2 -type d ! -path "*/linux/$(node -p "process.arch")" -exec rm -rf {} + \
     && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/$(node -p "process.arch")/onnxruntime_binding.node
 COPY --from=build /app/dist ./dist
 COPY models/${MODEL}/${MODEL_VERSION} ./models/${MODEL}/${MODEL_VERSION}

@@ -140,6 +140,7 @@ describe('deploy/model-server.Dockerfile', () => {
     const runs = args(runtime, 'RUN').join('\n');
     assert.match(runs, /npm ci --omit=dev --ignore-scripts/);
     assert.match(runs, /onnxruntime-node\/bin\/napi-v6\/linux\/\$\(node -p "process.arch"\)\/onnxruntime_binding\.node/);
+    assert.match(runs, /find node_modules\/onnxruntime-node\/bin\/napi-v6 .*! -path "\*\/linux\/\$\(node -p "process.arch"\)" -exec rm -rf/, 'other platforms\' binaries pruned');
     for (const arch of ['arm64', 'x64']) {
       assert.ok(fs.existsSync(path.join(root, 'node_modules/onnxruntime-node/bin/napi-v6/linux', arch, 'onnxruntime_binding.node')), `onnxruntime-node has linux/${arch}`);
     }
