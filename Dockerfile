@@ -25,14 +25,21 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY infra/package.json infra/package.json
 # --omit=dev leaves out every devDependency, infra's CDK packages included; --ignore-scripts
-# skips the root's `prepare` (a build, already done in the build stage).
+# skips the root's `prepare` (a build, already done in the build stage) and onnxruntime-node's
+# install script (a CUDA download; its CPU binaries ship in the package, for every platform,
+# ~290 MB: all but this image's own are removed).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && npm cache clean --force \
     && rm -rf infra node_modules/@agenticpet \
+    && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 2 -maxdepth 2 -type d ! -path "*/linux/$(node -p "process.arch")" -exec rm -rf {} + \
+    && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/$(node -p "process.arch")/onnxruntime_binding.node \
     && mkdir -p /var/lib/agenticpet \
     && chown node:node /var/lib/agenticpet
 COPY --from=build /app/dist ./dist
 COPY data/knowledge ./data/knowledge
+# The image models (models/<name>/<version>/model.onnx + card.json), for MODELS_DIR's default:
+# run in process when MODEL_SERVER_URL is unset (in AWS they run on their own service).
+COPY models ./models
 # The /ops dashboard's page (HTML, CSS, browser JavaScript) is read at start, not compiled.
 COPY src/http/ops ./src/http/ops
 # The official image's unprivileged user (uid 1000).

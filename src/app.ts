@@ -19,9 +19,11 @@ import { RateLimiter } from './clinical/access/rate-limits.js';
 import { OidcVerifier } from './clinical/access/oidc.js';
 import { EncountersService } from './clinical/records/encounters.js';
 import { MediaService } from './clinical/records/media.js';
+import { KServeModelRuntime } from './imaging/kserve-client.js';
+import { OnnxModelRuntime } from './imaging/onnx-runtime.js';
 import { SharpImageDecoder } from './imaging/sharp-decoder.js';
 import { Operations } from './clinical/operation.js';
-import type { BlobStore, ClinicalStore } from './clinical/ports.js';
+import type { BlobStore, ClinicalStore, ModelRuntime } from './clinical/ports.js';
 import { RecordsService } from './clinical/records/records.js';
 import { ConfigError, type Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
@@ -75,7 +77,15 @@ export interface Runtime {
   access: AccessService;
   /** Writes the signed audit checkpoints; null without AGENTICPET_AUDIT_CHECKPOINT_URL. */
   checkpointer: Checkpointer | null;
+  /** Runs the image models: in process (onnx), or on MODEL_SERVER_URL (kserve-v2). */
+  modelRuntime: ModelRuntime;
   close(): Promise<void>;
+}
+
+/** MODEL_SERVER_URL set: the models run on that KServe v2 server; unset: in process from MODELS_DIR. */
+export function openModelRuntime(config: Config): ModelRuntime {
+  const m = config.models;
+  return m.serverUrl !== undefined ? new KServeModelRuntime({ baseUrl: m.serverUrl }) : new OnnxModelRuntime({ modelsDir: m.dir, intraOpThreads: m.intraOpThreads });
 }
 
 /**
@@ -155,6 +165,8 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus, tokens });
   const sessions = openSessions(config, logger, metrics);
   const rateLimiter = openRateLimiter(config, logger, observed, sessions.redis);
+  // Built here, handed to the imaging side (#13 §4) through the services' deps.
+  const modelRuntime = openModelRuntime(config);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();
   const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
@@ -201,6 +213,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
     store,
     access,
     checkpointer,
+    modelRuntime,
     close: async () => {
       await app.close();
       await app.drained(20_000);
@@ -214,6 +227,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       // that does not answer (bounded wait, never a throw) cannot hold storage open.
       await tracing.shutdown();
       await revocations.close();
+      await modelRuntime.close();
       blobs.close?.();
     },
   };

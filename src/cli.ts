@@ -8,6 +8,7 @@ import { bootstrap, buildRuntime, openExecutor, signingKeyFrom, VERSION, writerN
 import { AccessService } from './clinical/access/access.js';
 import { StoreLockedError } from './clinical/errors.js';
 import { superviseWorkers } from './cluster.js';
+import { buildModelServer } from './imaging/model-server.js';
 import { Operations } from './clinical/operation.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
@@ -30,6 +31,10 @@ const USAGE = `AgenticPet ${VERSION}
 Usage:
   agenticpet serve [--workers N]        run the HTTP API (npm start); N worker processes share the
                                         port (default: one per core with DATABASE_URL, 1 embedded)
+  agenticpet model-server [--models DIR] [--port N] [--host H] [--threads N] [--timeout-ms N]
+                                        serve every model under DIR (default MODELS_DIR) over the
+                                        KServe v2 REST protocol (default 0.0.0.0:8080, 1 thread per
+                                        run, 10 s budget); needs no database
   agenticpet migrate                    apply pending database migrations
   agenticpet clinics create --name NAME create a clinic and print its first admin API key (once)
   agenticpet audit verify [--checkpoints URL --public-key FILE]
@@ -144,6 +149,39 @@ async function serve(config: Config, args: string[]): Promise<void> {
   else process.once('SIGINT', () => shutdown('SIGINT'));
   await rt.app.listen({ port: config.port, host: config.host });
   logger.info({ storage: rt.store.kind, dataDir: config.dataDir, sessions: config.redisUrl === undefined ? 'in-process' : 'redis', worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'AgenticPet is serving');
+}
+
+/** model-server: the models under --models behind KServe v2 (src/imaging/model-server.ts), until SIGTERM. */
+async function modelServer(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { models: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' }, 'timeout-ms': { type: 'string' } },
+    strict: true,
+  });
+  const whole = (flag: string, raw: string | undefined, fallback: number, min: number, max: number) => {
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${flag} takes a whole number from ${min} to ${max}`);
+    return Number(raw);
+  };
+  const port = whole('port', values.port, 8080, 0, 65535);
+  const { app, models } = await buildModelServer({
+    modelsDir: values.models ?? config.models.dir,
+    intraOpThreads: whole('threads', values.threads, config.models.intraOpThreads, 1, 64),
+    timeoutMs: whole('timeout-ms', values['timeout-ms'], 10_000, 1, 600_000),
+    logger: { level: config.logLevel },
+  });
+  if (models.length === 0) app.log.warn({ modelsDir: values.models ?? config.models.dir }, 'no model found: /v2/health/ready answers 503');
+  const stop = (signal: string) => {
+    app.log.info({ signal }, 'model server stopping');
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  await app.listen({ port, host: values.host ?? '0.0.0.0' });
+  app.log.info({ models: models.map((m) => `${m.name}@${m.version}`) }, 'model server is serving');
 }
 
 /** audit verify [--checkpoints URL --public-key FILE] | audit public-key */
@@ -337,6 +375,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       await serve(config, [sub, ...rest].filter((a): a is string => a !== undefined));
+      return -1; // keeps running
+    case 'model-server':
+      await modelServer(config, [sub, ...rest].filter((a): a is string => a !== undefined));
       return -1; // keeps running
     case 'migrate': {
       const db = await openExecutor(config);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Role } from './contract/schemas.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -63,7 +64,21 @@ export interface Config {
   corsOrigins: string[];
   /** OIDC bearer tokens (JWTs) besides API keys; undefined (AGENTICPET_OIDC_ISSUER unset): off. */
   oidc: OidcConfig | undefined;
+  /** Image models (#13): where the artefacts are, and whether they run here or on a model server. */
+  models: ModelsConfig;
 }
+
+export interface ModelsConfig {
+  /** MODELS_DIR: holds <name>/<version>/model.onnx (+ card.json); default the repo's models/. */
+  dir: string;
+  /** MODEL_SERVER_URL: a KServe v2 server; set, models run there (kserve-v2), unset, in process (onnx). */
+  serverUrl: string | undefined;
+  /** MODEL_INTRA_OP_THREADS: ONNX Runtime threads per run in process (default 1: one worker per core already). */
+  intraOpThreads: number;
+}
+
+/** The repo's models/ (from src/ or dist/, one level below the root). */
+export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../models');
 
 const ROLES: readonly Role[] = ['admin', 'vet', 'staff', 'readonly'];
 /** Asymmetric only: with a shared-secret (HS*) algorithm the public key set would sign tokens. */
@@ -284,6 +299,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           s3Endpoint: s3Endpoint,
           requestTimeoutMs: integer(env, 'AGENTICPET_S3_TIMEOUT_MS', 5000, 100, 120_000),
         };
+  const modelServerUrl = optional(env, 'MODEL_SERVER_URL');
+  // Not echoed: the URL may carry credentials.
+  if (modelServerUrl !== undefined && (!/^https?:\/\/[^/?#\s]+[^?#\s]*$/.test(modelServerUrl) || !URL.canParse(modelServerUrl))) {
+    throw new ConfigError('MODEL_SERVER_URL', 'must be an http:// or https:// base URL without a query or fragment (the KServe v2 server; /v2/... is appended)');
+  }
   const otelServiceName = optional(env, 'OTEL_SERVICE_NAME') ?? 'agenticpet';
   if (otelServiceName.length > 255) throw new ConfigError('OTEL_SERVICE_NAME', 'must be at most 255 characters long');
   return {
@@ -326,6 +346,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     corsOrigins: corsOrigins(env),
     oidc: oidcConfig(env, bootstrapKey),
+    models: {
+      dir: path.resolve(optional(env, 'MODELS_DIR') ?? DEFAULT_MODELS_DIR),
+      serverUrl: modelServerUrl,
+      intraOpThreads: integer(env, 'MODEL_INTRA_OP_THREADS', 1, 1, 64),
+    },
   };
 }
 

@@ -9,6 +9,7 @@ import { DataTier } from './data.js';
 import { logsKey } from './keys.js';
 import { Network } from './network.js';
 import { Observability } from './observability.js';
+import { modelServerUrl } from './model-service.js';
 import { repositoryName } from './registry-stack.js';
 import { ApiService } from './service.js';
 import { Buckets } from './storage.js';
@@ -49,6 +50,9 @@ export class AgenticPetStack extends Stack {
       encryptionKey: secretsKey,
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
     });
+    // The API reads one MODEL_SERVER_URL (models-stack.ts serves it); routing per model comes before a second server.
+    if (config.modelServers.length > 1) throw new Error(`${config.name}: at most one model server (the API reads one MODEL_SERVER_URL)`);
+    const [modelServer] = config.modelServers;
     this.api = new ApiService(this, 'Api', {
       config,
       vpc: this.network.vpc,
@@ -61,6 +65,7 @@ export class AgenticPetStack extends Stack {
       media: this.buckets.media,
       backups: this.buckets.backups,
       checkpoints: this.buckets.checkpoints,
+      ...(modelServer !== undefined ? { modelServerUrl: modelServerUrl(config, modelServer.model) } : {}),
     });
     this.observability = new Observability(this, 'Observability', { config, api: this.api, data: this.data, key: alarmKey });
     this.waf = new WebAcl(this, 'Waf', { config, loadBalancerArn: this.api.alb.loadBalancerArn, logKey });

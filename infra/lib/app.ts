@@ -4,6 +4,7 @@ import { AgenticPetStack } from './app-stack.js';
 import { configs, type EnvConfig, type EnvName } from './config.js';
 import { DrDataStack } from './dr-data-stack.js';
 import { DrStack } from './dr-stack.js';
+import { ModelsStack } from './models-stack.js';
 import { applySuppressions } from './nag.js';
 import { RegistryStack } from './registry-stack.js';
 
@@ -11,6 +12,8 @@ export interface EnvStacks {
   readonly config: EnvConfig;
   readonly registry: RegistryStack;
   readonly main: AgenticPetStack;
+  /** The model servers (config.modelServers); absent when there are none. */
+  readonly models?: ModelsStack;
   readonly dr: DrStack;
   /** With `pilotLight`: the DR region's data tier (Aurora Global Database secondary). */
   readonly drData?: DrDataStack;
@@ -29,14 +32,20 @@ export function buildApp(props: AppProps = {}, envs: readonly EnvName[] = ['dev'
     const main = new AgenticPetStack(app, prefix, { env, config });
     main.addStackDependency(registry, 'the service pulls its image from the registry');
     main.addStackDependency(dr, 'backup copies go to the DR vault');
+    let models: ModelsStack | undefined;
+    if (config.modelServers.length > 0) {
+      models = new ModelsStack(app, `${prefix}-models`, { env, config, vpc: main.network.vpc, cluster: main.api.cluster, apiSecurityGroup: main.api.taskSecurityGroup });
+      models.addStackDependency(registry, 'each model server pulls its image from its own repository');
+      models.addStackDependency(main, 'the model servers run in the VPC and cluster of the main stack');
+    }
     let drData: DrDataStack | undefined;
     if (config.pilotLight && dr.vpc && dr.logKey) {
       drData = new DrDataStack(app, `${prefix}-dr-data`, { env: { account: config.account, region: config.drRegion }, config, vpc: dr.vpc, logKey: dr.logKey });
       drData.addStackDependency(main, 'the secondary joins the global cluster the main stack creates');
       drData.addStackDependency(dr, 'the secondary runs in the DR VPC');
     }
-    for (const stack of [registry, dr, main, ...(drData ? [drData] : [])]) applySuppressions(stack);
-    stacks[name] = { config, registry, main, dr, ...(drData ? { drData } : {}) };
+    for (const stack of [registry, dr, main, ...(models ? [models] : []), ...(drData ? [drData] : [])]) applySuppressions(stack);
+    stacks[name] = { config, registry, main, dr, ...(models ? { models } : {}), ...(drData ? { drData } : {}) };
   }
   // The registry's replication configuration (in one registry stack per registry) must find each
   // DR repository in place before the first replicated push, or ECR creates it with its defaults.

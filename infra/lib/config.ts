@@ -21,6 +21,30 @@ export interface ServiceScaling {
   readonly headroom: number;
 }
 
+/**
+ * A model server (#13): one model's own container image (deploy/model-server.Dockerfile, the
+ * model baked in), in its own ECR repository, run as its own private Fargate service. Deployed
+ * and rolled back like the API: by image tag.
+ */
+export interface ModelServerConfig {
+  /** The model's registry name (models/<model>/...); repository agenticpet-<env>-model-<model>. */
+  readonly model: string;
+  /** Image tag or digest to run; AGENTICPET_MODEL_IMAGE_TAG_<MODEL> (upper case, - as _) overrides it at synth. */
+  readonly imageTagOrDigest: string;
+  readonly taskCpu: 256 | 512 | 1024 | 2048 | 4096;
+  readonly taskMemoryMiB: number;
+  readonly desiredTasks: number;
+}
+
+/** The variable that overrides a model server's image tag at synth (as AGENTICPET_IMAGE_TAG does the API's). */
+export function modelImageTagVariable(model: string): string {
+  return `AGENTICPET_MODEL_IMAGE_TAG_${model.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+function modelServer(model: string, defaultTag: string, size: Pick<ModelServerConfig, 'taskCpu' | 'taskMemoryMiB' | 'desiredTasks'>): ModelServerConfig {
+  return { model, imageTagOrDigest: process.env[modelImageTagVariable(model)] ?? defaultTag, ...size };
+}
+
 export interface EnvConfig {
   readonly name: EnvName;
   readonly account: string;
@@ -64,6 +88,11 @@ export interface EnvConfig {
   readonly checkpointRetentionDays: number;
   /** AGENTICPET_AUDIT_CHECKPOINT_SECONDS: seconds between checkpoints, the bound on undetected audit loss. */
   readonly auditCheckpointSeconds: number;
+  /**
+   * Model servers; the API gets the first's URL as MODEL_SERVER_URL (it reads one server today,
+   * so at most one is accepted). Empty: the API runs its models in process from its own image.
+   */
+  readonly modelServers: readonly ModelServerConfig[];
 }
 
 /**
@@ -114,6 +143,8 @@ export const configs: Record<EnvName, EnvConfig> = {
     backupRetentionDays: 35,
     checkpointRetentionDays: 365,
     auditCheckpointSeconds: 60,
+    // image-kind is a tiny CPU model (bench/imaging.ts); 0.25 vCPU is plenty at dev load.
+    modelServers: [modelServer('image-kind', '1.0.0', { taskCpu: 256, taskMemoryMiB: 512, desiredTasks: 1 })],
   },
   prod: {
     name: 'prod',
@@ -144,6 +175,7 @@ export const configs: Record<EnvName, EnvConfig> = {
     backupRetentionDays: 35,
     checkpointRetentionDays: 365,
     auditCheckpointSeconds: 60,
+    modelServers: [modelServer('image-kind', '1.0.0', { taskCpu: 512, taskMemoryMiB: 1024, desiredTasks: 2 })],
   },
 };
 

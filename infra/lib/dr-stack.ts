@@ -8,7 +8,7 @@ import { drVaultName } from './backup.js';
 import type { EnvConfig } from './config.js';
 import { logsKey } from './keys.js';
 import { Network } from './network.js';
-import { repositoryProps } from './registry-stack.js';
+import { modelRepositoryId, modelRepositoryProps, repositoryProps } from './registry-stack.js';
 
 /** Alias of the DR-region key for secret replicas (named, so the primary stack needs no cross-region reference). */
 export function drSecretsKeyAlias(config: EnvConfig): string {
@@ -51,6 +51,8 @@ export class DrStack extends Stack {
     // a template's prefix always ends in "/", so only the registry-wide ROOT template matches an
     // un-namespaced name like agenticpet-prod.
     this.repository = new ecr.Repository(this, 'Repository', repositoryProps(config));
+    // The model servers' repositories match the same replication prefix: their twins too.
+    for (const m of config.modelServers) new ecr.Repository(this, modelRepositoryId(m.model), modelRepositoryProps(config, m.model));
     if (config.pilotLight) {
       // Encrypts the DR-region replica of the Aurora credentials secret (replicated by the main
       // stack, referenced there by alias): after a failover the promoted cluster's password is

@@ -114,15 +114,33 @@ const rules: Record<string, NagPackSuppression[]> = {
   ],
 };
 
+/** Each model server's task (models-stack.ts: Model-<name>/Task). */
+const MODEL_TASK: NagPackSuppression[] = [
+  {
+    id: 'AwsSolutions-ECS2',
+    reason: 'Only non-secret settings (LOG_LEVEL, NODE_ENV, MODEL_INTRA_OP_THREADS) are plain environment variables; a model server holds no secret.',
+  },
+  {
+    id: 'AwsSolutions-IAM5',
+    reason: 'Execution role: ecr:GetAuthorizationToken has no resource type; the image pull itself is scoped to the model\'s repository.',
+    appliesTo: ['Resource::*'],
+  },
+  IAM_INLINE,
+];
+
 export function applySuppressions(stack: Stack): void {
   for (const [path, suppressions] of Object.entries(rules)) {
     const target = find(stack, path.split('/'));
     if (target) NagSuppressions.addResourceSuppressions(target, suppressions, true);
   }
+  for (const child of stack.node.children) {
+    const task = child.node.id.startsWith('Model-') ? child.node.tryFindChild('Task') : undefined;
+    if (task) NagSuppressions.addResourceSuppressions(task, MODEL_TASK, true);
+  }
 }
 
 export function suppressionList(): { path: string; id: string; reason: string }[] {
-  return Object.entries(rules).flatMap(([path, list]) => list.map((s) => ({ path, id: s.id, reason: s.reason })));
+  return [...Object.entries(rules), ['Model-<name>/Task', MODEL_TASK] as const].flatMap(([path, list]) => list.map((s) => ({ path, id: s.id, reason: s.reason })));
 }
 
 function find(scope: IConstruct, parts: string[]): IConstruct | undefined {

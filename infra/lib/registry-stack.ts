@@ -8,6 +8,24 @@ export function repositoryName(config: EnvConfig): string {
 }
 
 /**
+ * A model server's own repository. Its name starts with the environment's repository name, so the
+ * environment's replication rule (a prefix match) copies its images to the DR region too.
+ */
+export function modelRepositoryName(config: EnvConfig, model: string): string {
+  return `${repositoryName(config)}-model-${model}`;
+}
+
+/** Construct id of a model's repository (in the registry and the DR stack). */
+export function modelRepositoryId(model: string): string {
+  return `ModelRepository-${model}`;
+}
+
+/** Same settings as the API's repository (immutable tags: a model rollback redeploys an older tag). */
+export function modelRepositoryProps(config: EnvConfig, model: string): ecr.RepositoryProps {
+  return { ...repositoryProps(config), repositoryName: modelRepositoryName(config, model) };
+}
+
+/**
  * The repository's settings: scan on push, immutable tags (a rollback redeploys an older tag),
  * KMS, retained, lifecycle. Shared by the primary repository (below) and its twin in the DR
  * region (dr-stack.ts), the replication target, so both regions keep the same rules.
@@ -80,6 +98,8 @@ export interface RegistryStackProps extends StackProps {
  */
 export class RegistryStack extends Stack {
   readonly repository: ecr.Repository;
+  /** One per model server of the environment (config.modelServers), by model name. */
+  readonly modelRepositories: Readonly<Record<string, ecr.Repository>>;
   /** Only in the stack of the registry's `replicationOwner`. */
   readonly replication?: ecr.CfnReplicationConfiguration;
   /** The environments whose repositories `replication` copies to their DR region (empty when not the owner). */
@@ -90,6 +110,7 @@ export class RegistryStack extends Stack {
     const { config } = props;
     const all = props.environments ?? Object.values(configs);
     this.repository = new ecr.Repository(this, 'Repository', repositoryProps(config));
+    this.modelRepositories = Object.fromEntries(config.modelServers.map((m) => [m.model, new ecr.Repository(this, modelRepositoryId(m.model), modelRepositoryProps(config, m.model))]));
     this.replicated = replicationOwner(config, all).name === config.name ? registryPeers(config, all) : [];
     if (this.replicated.length > 0) {
       this.replication = new ecr.CfnReplicationConfiguration(this, 'Replication', {

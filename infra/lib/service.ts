@@ -36,6 +36,8 @@ export interface ServiceProps {
   readonly media: s3.IBucket;
   readonly backups: s3.IBucket;
   readonly checkpoints: s3.IBucket;
+  /** MODEL_SERVER_URL of the API (a model server's Cloud Map URL); unset: models run in process. */
+  readonly modelServerUrl?: string;
 }
 
 /** The Fargate service (ARM64) behind an HTTPS ALB, with autoscaling and safe deployments. */
@@ -46,6 +48,8 @@ export class ApiService extends Construct {
   readonly targetGroup: elbv2.ApplicationTargetGroup;
   readonly logGroup: logs.LogGroup;
   readonly rollbackAlarms: cloudwatch.Alarm[];
+  /** The tasks' security group: model servers accept connections from it only. */
+  readonly taskSecurityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: ServiceProps) {
     super(scope, id);
@@ -81,6 +85,8 @@ export class ApiService extends Construct {
         // Signed audit checkpoints go to the Object Lock bucket, one every N seconds.
         AGENTICPET_AUDIT_CHECKPOINT_URL: `s3://${props.checkpoints.bucketName}/checkpoints`,
         AGENTICPET_AUDIT_CHECKPOINT_SECONDS: String(config.auditCheckpointSeconds),
+        // Image models run on their own service (model-service.ts), not in this task.
+        ...(props.modelServerUrl !== undefined ? { MODEL_SERVER_URL: props.modelServerUrl } : {}),
       },
       secrets: {
         DATABASE_URL: ecs.Secret.fromSecretsManager(data.databaseUrl, 'url'),
@@ -133,6 +139,7 @@ export class ApiService extends Construct {
     this.alb.logAccessLogs(props.accessLogs, 'alb');
 
     const taskSg = new ec2.SecurityGroup(this, 'TaskSg', { vpc, description: 'AgenticPet tasks' });
+    this.taskSecurityGroup = taskSg;
     taskSg.addIngressRule(albSg, ec2.Port.tcp(CONTAINER_PORT), 'ALB to tasks');
     albSg.addEgressRule(taskSg, ec2.Port.tcp(CONTAINER_PORT), 'ALB to tasks');
 

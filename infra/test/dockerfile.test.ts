@@ -68,6 +68,7 @@ describe('Dockerfile', () => {
     assert.ok(copies.includes('COPY --from=build /app/dist ./dist'), 'dist/ from the build stage');
     assert.ok(copies.includes('COPY data/knowledge ./data/knowledge'), 'the knowledge base');
     assert.ok(copies.includes('COPY src/http/ops ./src/http/ops'), 'the /ops dashboard page, read at start');
+    assert.ok(copies.includes('COPY models ./models'), 'the image models, for MODELS_DIR\'s default (in process)');
     assert.ok(!copies.some((c) => /^COPY (\.|src|infra\/?) /.test(c)), 'no source tree or infra/ copied into the runtime image');
   });
 
@@ -110,5 +111,56 @@ describe('Dockerfile', () => {
   it('.dockerignore keeps node_modules, local data and the CDK app out of the build context', () => {
     const ignore = fs.readFileSync(path.join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     for (const entry of ['**/node_modules', 'dist', '.git', 'data/*', '!data/knowledge', 'infra/*', '!infra/package.json', '.env']) assert.ok(ignore.includes(entry), `.dockerignore has ${entry}`);
+  });
+});
+
+// deploy/model-server.Dockerfile: one model version per image, for its own ECR repository and service.
+describe('deploy/model-server.Dockerfile', () => {
+  const text = fs.readFileSync(path.join(root, 'deploy/model-server.Dockerfile'), 'utf8');
+  const file = DockerfileParser.parse(text);
+  const all = file.getInstructions();
+  const rawOf = (ins: Instruction) => {
+    const { start, end } = ins.getRange();
+    return text.split('\n').slice(start.line, end.line + 1).join('\n');
+  };
+  const froms = all.filter((i) => i.getKeyword() === 'FROM');
+  const runtimeAt = all.indexOf(froms[1]!);
+  const runtime = all.slice(runtimeAt);
+
+  it('builds on the build platform, runtime on the target (linux/arm64 for Fargate), from the Node 24 slim base', () => {
+    assert.equal(froms.length, 2);
+    assert.match(rawOf(froms[0]!), /^FROM --platform=\$BUILDPLATFORM \$\{NODE_IMAGE\} AS build$/);
+    assert.match(rawOf(froms[1]!), /^FROM \$\{NODE_IMAGE\} AS runtime$/);
+    const base = file.getInitialARGs().find((a) => a.getProperty()?.getName() === 'NODE_IMAGE')?.getProperty()?.getValue();
+    assert.match(base ?? '', /^node:24(\.\d+)*-[a-z]+-slim$/);
+    assert.match(text, /--platform linux\/arm64/, 'the documented build targets the Fargate platform');
+  });
+
+  it('production dependencies without install scripts; the package ships onnxruntime-node binaries for linux/arm64', () => {
+    const runs = args(runtime, 'RUN').join('\n');
+    assert.match(runs, /npm ci --omit=dev --ignore-scripts/);
+    assert.match(runs, /onnxruntime-node\/bin\/napi-v6\/linux\/\$\(node -p "process.arch"\)\/onnxruntime_binding\.node/);
+    assert.match(runs, /find node_modules\/onnxruntime-node\/bin\/napi-v6 .*! -path "\*\/linux\/\$\(node -p "process.arch"\)" -exec rm -rf/, 'other platforms\' binaries pruned');
+    for (const arch of ['arm64', 'x64']) {
+      assert.ok(fs.existsSync(path.join(root, 'node_modules/onnxruntime-node/bin/napi-v6/linux', arch, 'onnxruntime_binding.node')), `onnxruntime-node has linux/${arch}`);
+    }
+    assert.ok(runtime.filter((i) => i.getKeyword() === 'COPY').map(rawOf).includes('COPY package.json package-lock.json .npmrc ./'), '.npmrc in the context (onnxruntime-node-install=skip)');
+  });
+
+  it('bakes exactly one model version in, checked against its card at build time', () => {
+    const copies = runtime.filter((i) => i.getKeyword() === 'COPY').map(rawOf);
+    assert.ok(copies.includes('COPY models/${MODEL}/${MODEL_VERSION} ./models/${MODEL}/${MODEL_VERSION}'));
+    assert.ok(!copies.some((c) => /^COPY models \.\/models$/.test(c)), 'not every model');
+    assert.match(args(runtime, 'RUN').join('\n'), /test -n "\$MODEL" && test -n "\$MODEL_VERSION"/);
+    assert.match(args(runtime, 'RUN').join('\n'), /sha256.*card\.json/);
+  });
+
+  it('runs `model-server` as a non-root user in exec form, with a readiness HEALTHCHECK', () => {
+    assert.deepEqual(args(runtime, 'USER'), ['node']);
+    const cmds = runtime.filter((i) => i.getKeyword() === 'CMD');
+    assert.equal(cmds.length, 1);
+    assert.deepEqual(jsonArgs(cmds[0]!), ['node', 'dist/cli.js', 'model-server', '--port', '8080']);
+    assert.match(args(runtime, 'HEALTHCHECK')[0] ?? '', /\/v2\/health\/ready/);
+    assert.deepEqual(args(runtime, 'STOPSIGNAL'), ['SIGTERM']);
   });
 });

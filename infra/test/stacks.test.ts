@@ -6,3 +6,4 @@ import './suites/service.js';
 import './suites/registry.js';
 import './suites/checkpoints.js';
 import './suites/restore-and-scaling.js';
+import './suites/models.js';

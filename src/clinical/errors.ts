@@ -122,3 +122,22 @@ export class IdempotencyKeyTakenError extends Error {
     this.name = 'IdempotencyKeyTakenError';
   }
 }
+
+/**
+ * A model could not be run: unknown to the runtime, its artefact failing its SHA-256, too slow,
+ * the model server unreachable or answering an error, or inputs that do not fit the model. The
+ * ModelRuntime port's adapters throw only this, so the caller (the imaging agent) degrades the
+ * answer with a warning on one type. `reason` is stable; the message is for logs.
+ */
+export class ModelRuntimeError extends Error {
+  constructor(
+    readonly reason: 'unknown-model' | 'integrity' | 'timeout' | 'unavailable' | 'bad-input' | 'failed',
+    /** `name@version` of the model, when known. */
+    readonly model: string,
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'ModelRuntimeError';
+  }
+}

@@ -234,6 +234,8 @@ export interface DecodedImage {
  */
 export interface ImageDecoder {
   decode(bytes: Buffer): Promise<DecodedImage | { refused: 'undecodable' | 'too-large'; detail: string }>;
+  /** The model input tensor of one image (batch of 1), prepared as `spec` says; rejects with ModelRuntimeError 'bad-input'. */
+  toTensor(bytes: Buffer, spec: ImageInputSpec): Promise<Tensor>;
 }
 
 /**

@@ -17,7 +17,8 @@
  * Only this folder imports sharp (test/layout.test.ts); app.ts gives the decoder to MediaService.
  */
 import sharp from 'sharp';
-import type { DecodedImage, ImageDecoder, ImageMeasures } from '../clinical/ports.js';
+import { ModelRuntimeError } from '../clinical/errors.js';
+import type { DecodedImage, ImageDecoder, ImageInputSpec, ImageMeasures, Tensor } from '../clinical/ports.js';
 
 // libvips' operation cache keeps recent inputs and results in memory: an upload is decoded once,
 // so it would only hold memory.
@@ -53,12 +54,60 @@ export class SharpImageDecoder implements ImageDecoder {
     this.opts = { ...DEFAULT_SHARP_DECODER, ...opts };
   }
 
-  async decode(bytes: Buffer): Promise<DecodedImage | Refusal> {
+  decode(bytes: Buffer): Promise<DecodedImage | Refusal> {
+    return this.inSlot(() => this.decodeNow(bytes));
+  }
+
+  /**
+   * The model's input tensor [1, C, H, W] or [1, H, W, C] from an image, as its card says:
+   * EXIF orientation applied, alpha flattened on black, resized to exactly width x height with
+   * fit 'fill' (stretched, aspect ratio not kept: nothing is cropped away and no padding is
+   * invented; the image-kind model is trained on images prepared the same way), greyscale for
+   * 1 channel or sRGB for 3 (a greyscale file is expanded to 3 equal channels), scaled to 0..1,
+   * then (v - mean[c]) / std[c]. Same pixel bounds, timeout and concurrency as decode().
+   * Bytes that do not decode reject with ModelRuntimeError 'bad-input'.
+   */
+  async toTensor(bytes: Buffer, spec: ImageInputSpec): Promise<Tensor> {
+    checkSpec(spec);
+    return this.inSlot(() => this.tensorNow(bytes, spec));
+  }
+
+  private async tensorNow(bytes: Buffer, spec: ImageInputSpec): Promise<Tensor> {
+    const { width, height, channels, layout, mean, std } = spec;
+    let data: Buffer;
+    let info: sharp.OutputInfo;
+    try {
+      const img = sharp(bytes, { failOn: 'error', limitInputPixels: this.opts.maxPixels })
+        .timeout({ seconds: this.opts.timeoutSeconds })
+        .rotate()
+        .flatten({ background: '#000000' })
+        .resize(width, height, { fit: 'fill' });
+      ({ data, info } = await (channels === 1 ? img.greyscale() : img.toColourspace('srgb')).raw().toBuffer({ resolveWithObject: true }));
+    } catch (err) {
+      throw new ModelRuntimeError('bad-input', spec.name, `image not usable as model input: ${reasonOf(err)}`, err);
+    }
+    if (info.channels !== channels || info.width !== width || info.height !== height) {
+      throw new ModelRuntimeError('bad-input', spec.name, `decoded ${info.width} x ${info.height} x ${info.channels}, expected ${width} x ${height} x ${channels}`);
+    }
+    const plane = width * height;
+    const out = new Float32Array(plane * channels);
+    const scale = std.map((s) => 1 / (255 * s));
+    const offset = mean.map((m, c) => m / std[c]!);
+    for (let p = 0; p < plane; p++) {
+      for (let c = 0; c < channels; c++) {
+        const v = data[p * channels + c]! * scale[c]! - offset[c]!;
+        out[layout === 'NCHW' ? c * plane + p : p * channels + c] = v;
+      }
+    }
+    return { name: spec.name, shape: layout === 'NCHW' ? [1, channels, height, width] : [1, height, width, channels], datatype: 'FP32', data: out };
+  }
+
+  private async inSlot<T>(work: () => Promise<T>): Promise<T> {
     // A finishing decode hands its slot to the next waiter, so the bound holds exactly.
     if (this.running >= this.opts.maxConcurrent) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.running++;
     try {
-      return await this.decodeNow(bytes);
+      return await work();
     } finally {
       const next = this.waiting.shift();
       if (next !== undefined) next();
@@ -130,6 +179,20 @@ export function measure(data: Uint8Array, w: number, h: number, channels: number
     analysedWidth: w,
     analysedHeight: h,
   };
+}
+
+function checkSpec(spec: ImageInputSpec): void {
+  const side = (n: number) => Number.isInteger(n) && n >= 1 && n <= 4096;
+  const ok =
+    side(spec.width) &&
+    side(spec.height) &&
+    (spec.channels === 1 || spec.channels === 3) &&
+    (spec.layout === 'NCHW' || spec.layout === 'NHWC') &&
+    spec.mean.length === spec.channels &&
+    spec.std.length === spec.channels &&
+    spec.mean.every(Number.isFinite) &&
+    spec.std.every((s) => Number.isFinite(s) && s > 0);
+  if (!ok) throw new ModelRuntimeError('bad-input', spec.name, `input spec ${JSON.stringify(spec)} is not valid (sides 1..4096, 1 or 3 channels, one mean and one positive std per channel)`);
 }
 
 /** libvips' message without the buffer-loader prefix noise, bounded in length. */

@@ -9,16 +9,18 @@ import { app, nagFindings, template } from '../support/synth.js';
 
 describe('the app', () => {
   const { stacks } = app();
-  const all = Object.values(stacks).flatMap((s) => [s.registry, s.dr, s.main, ...(s.drData ? [s.drData] : [])]);
+  const all = Object.values(stacks).flatMap((s) => [s.registry, s.dr, s.main, ...(s.models ? [s.models] : []), ...(s.drData ? [s.drData] : [])]);
 
-  it('synthesizes registry, DR and main stacks for dev and prod, and the pilot-light DR data stack for prod only', () => {
+  it('synthesizes registry, DR, main and model-server stacks for dev and prod, and the pilot-light DR data stack for prod only', () => {
     assert.deepEqual(all.map((s) => s.stackName).sort(), [
       'AgenticPet-dev',
       'AgenticPet-dev-dr',
+      'AgenticPet-dev-models',
       'AgenticPet-dev-registry',
       'AgenticPet-prod',
       'AgenticPet-prod-dr',
       'AgenticPet-prod-dr-data',
+      'AgenticPet-prod-models',
       'AgenticPet-prod-registry',
     ]);
     for (const stack of all) assert.ok(Object.keys(template(stack).toJSON().Resources ?? {}).length > 0, `${stack.stackName} has resources`);

@@ -17,19 +17,22 @@ for (const env of ['dev', 'prod'] as const) {
     const stacks = stacksOf(env);
     const registry = template(stacks.registry);
     const dr = template(stacks.dr);
-    const [primary] = ofType(registry, 'AWS::ECR::Repository');
+    const [primary] = ofType(registry, 'AWS::ECR::Repository').filter((r) => r.Properties.RepositoryName === repositoryName(config));
 
     it(`${config.drRegion} holds a repository ${repositoryName(config)} with the primary's settings: immutable tags, scan on push, KMS, the same lifecycle policy, retained`, () => {
       assert.notEqual(config.drRegion, config.region);
       assert.equal(stacks.dr.region, config.drRegion);
+      // The API's repository and one per model server (their names share its replication prefix).
       const repos = ofType(dr, 'AWS::ECR::Repository');
-      assert.equal(repos.length, 1);
-      const p = repos[0]!.Properties;
+      assert.equal(repos.length, 1 + config.modelServers.length);
+      const api = repos.filter((r) => r.Properties.RepositoryName === repositoryName(config));
+      assert.equal(api.length, 1);
+      const p = api[0]!.Properties;
       assert.equal(p.RepositoryName, repositoryName(config));
       assert.equal(p.ImageTagMutability, 'IMMUTABLE');
       assert.deepEqual(p.ImageScanningConfiguration, { ScanOnPush: true });
       assert.deepEqual(p.EncryptionConfiguration, { EncryptionType: 'KMS' });
-      assert.equal(repos[0]!.DeletionPolicy, 'Retain');
+      assert.equal(api[0]!.DeletionPolicy, 'Retain');
       // Literally the same policy text as the primary repository's.
       const text = (p.LifecyclePolicy as { LifecyclePolicyText: string }).LifecyclePolicyText;
       assert.equal(text, (primary!.Properties.LifecyclePolicy as { LifecyclePolicyText: string }).LifecyclePolicyText);
