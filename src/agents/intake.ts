@@ -475,6 +475,9 @@ export function runIntake(
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
+        // A phrase that says a finding is absent ("eats fine") is not negated across another
+        // finding: in "no vomiting and she eats fine" the "no" is the vomiting's.
+        if (!m.present && inPhrase.has(k)) break;
         if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
         if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
