@@ -10,7 +10,7 @@ import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
 import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.2.0';
+export const INTAKE_VERSION = '1.2.1';
 
 export interface Token {
   /** Stemmed, for vocabulary matching. */
