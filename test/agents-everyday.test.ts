@@ -82,6 +82,11 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(find(both, 'vomiting')?.present, false);
     assert.equal(find(both, 'inappetence')?.present, false);
     assert.equal(find(intake('no vomiting or diarrhoea').findings, 'diarrhoea')?.present, false);
+    // "and" before a subject starts a new clause the negation does not reach.
+    assert.equal(find(intake('no vomiting and she has diarrhoea').findings, 'diarrhoea')?.present, true);
+    assert.equal(find(intake("he isn't limping and he is coughing").findings, 'coughing')?.present, true);
+    assert.equal(find(intake("doesn't seem painful and she eats fine").findings, 'inappetence')?.present, false);
+    assert.equal(find(intake('no vomiting and no diarrhoea').findings, 'diarrhoea')?.present, false);
   });
 
   it('reads "every few days" as a frequency, and a sentence giving only a duration as the course', () => {
