@@ -77,6 +77,16 @@ describe('intake: complaints as owners write them', () => {
     assert.equal(find(out, 'diarrhoea')?.present, false);
     assert.equal(find(out, 'pruritus')?.present, true);
     assert.equal(find(intake('not eating fine').findings, 'inappetence')?.present, true);
+    // A negation belongs to the nearer finding: "no vomiting and she eats fine" says she eats.
+    const both = intake('no vomiting and she eats fine').findings;
+    assert.equal(find(both, 'vomiting')?.present, false);
+    assert.equal(find(both, 'inappetence')?.present, false);
+    assert.equal(find(intake('no vomiting or diarrhoea').findings, 'diarrhoea')?.present, false);
+    // "and" before a subject starts a new clause the negation does not reach.
+    assert.equal(find(intake('no vomiting and she has diarrhoea').findings, 'diarrhoea')?.present, true);
+    assert.equal(find(intake("he isn't limping and he is coughing").findings, 'coughing')?.present, true);
+    assert.equal(find(intake("doesn't seem painful and she eats fine").findings, 'inappetence')?.present, false);
+    assert.equal(find(intake('no vomiting and no diarrhoea').findings, 'diarrhoea')?.present, false);
   });
 
   it('reads "every few days" as a frequency, and a sentence giving only a duration as the course', () => {
@@ -259,6 +269,22 @@ describe('everyday conditions', () => {
     ['cat', 'he has blackheads on his chin, not itchy', 'feline_acne', 'self-care'],
     ['cat', 'she has been sneezing a bit, otherwise fine', 'feline_upper_respiratory_infection', 'routine'],
     ['dog', 'he is healthy and happy, full of beans, is it normal for him to sleep so much after walks?', 'no_disease_detected', 'self-care'],
+    // Knowledge base 1.3 (holdout C's missing conditions and other everyday presentations).
+    ['dog', 'she had puppies ten days ago and one teat is hot and hard, she is off her food', 'mastitis', 'urgent', { neutered: false, ageYears: 3 }],
+    ['dog', 'he chews antlers and has a chipped tooth, eating fine', 'fractured_tooth', 'routine'],
+    ['cat', 'kitten not vaccinated, vomiting and diarrhoea since yesterday, very quiet and not eating', 'feline_panleukopenia', 'emergency', { ageYears: 0.3, neutered: false }],
+    ['cat', 'his tail is floppy and he cannot lift it, dribbling urine', 'tail_pull_injury', 'urgent', { sex: 'male' }],
+    ['cat', "she is weak and her head hangs down, she can't hold her head up", 'hypokalaemic_polymyopathy', 'urgent', { ageYears: 15 }],
+    ['cat', 'intact tom with a greasy tail, not bothered by it', 'stud_tail', 'self-care', { sex: 'male', neutered: false, ageYears: 2 }],
+    ['cat', 'he eats too fast and brings it straight back up, otherwise well', 'eating_too_fast_regurgitation', 'self-care'],
+    ['dog', 'regurgitating food for weeks, losing weight and coughing', 'megaoesophagus', 'urgent', { ageYears: 0.5, breed: 'German Shepherd Dog' }],
+    ['cat', 'she drank some cows milk and has soft poo, still bright', 'lactose_intolerance', 'self-care'],
+    ['dog', 'he has dandruff on his back, not itchy, otherwise fine', 'dry_skin_seborrhoea_sicca', 'self-care'],
+    ['dog', 'he is very gassy since the new food, poos are normal', 'dietary_flatulence', 'self-care'],
+    ['dog', 'orange dots between her toes after walks in long grass, licking her paws', 'harvest_mite_infestation', 'self-care'],
+    ['dog', 'our puppy has a soft lump on his belly button, otherwise fine', 'umbilical_hernia', 'routine', { ageYears: 0.3 }],
+    ['dog', 'his eyes look cloudy and bluish, not sore, no squinting', 'nuclear_sclerosis', 'routine', { ageYears: 10 }],
+    ['dog', 'a small red button lump appeared on his ear last week', 'cutaneous_histiocytoma', 'routine', { ageYears: 1.5 }],
   ];
   for (const [species, complaint, code, triage, more] of cases) {
     it(`${species}: "${complaint}" leads with ${code}, triaged ${triage}`, async () => {

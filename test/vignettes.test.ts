@@ -44,10 +44,13 @@ describe('diagnostic quality on the vignettes', () => {
 // before the engine was first run on it. Emergencies must all be triaged emergency on every set.
 // Raised with intake 1.2.0 and knowledge base 1.2.1 (holdout B then a training set): A 75.0/80.0/81.7
 // -> 76.7/80.0/83.3 %, B 85.9/92.2/75.0 -> 95.3/98.4/78.1 % top-1/top-3/triage.
+// Raised with knowledge base 1.3 and intake 1.2.1 (holdout C then a training set), after A's 13 and
+// C's 10 'not_in_kb' cases were re-mapped to the conditions the knowledge base has gained: A 98.3/100/83.3,
+// C 56.3/71.9/62.5 -> 84.4/92.2/73.4 % (the figures are deterministic: the same on every run).
 const HOLDOUTS = [
-  { file: 'holdout-a.json', floors: { top1: 0.767, top3: 0.8, triageAccuracy: 0.833 } },
+  { file: 'holdout-a.json', floors: { top1: 0.983, top3: 1, triageAccuracy: 0.833 } },
   { file: 'holdout-b.json', floors: { top1: 0.953, top3: 0.984, triageAccuracy: 0.781 } },
-  { file: 'holdout-c.json', floors: { top1: 0.562, top3: 0.718, triageAccuracy: 0.625 } },
+  { file: 'holdout-c.json', floors: { top1: 0.844, top3: 0.922, triageAccuracy: 0.734 } },
 ];
 
 describe('diagnostic quality on the holdouts', () => {

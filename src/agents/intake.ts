@@ -10,7 +10,7 @@ import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
 import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.2.0';
+export const INTAKE_VERSION = '1.2.1';
 
 export interface Token {
   /** Stemmed, for vocabulary matching. */
@@ -62,6 +62,9 @@ const NEGATIONS = new Set([
 // finding wrongly kept present is the safer error.
 const SCOPE_BREAKS = new Set([',', 'but', 'however', 'although', 'though', 'except', 'yet', 'now', 'apart', 'still', 'then']);
 const NEGATION_WINDOW = 5;
+// "and" before a subject starts a new clause: in "no vomiting and she has diarrhoea" the "no" does
+// not reach the diarrhoea (reading it absent would hide a sign, even a red flag).
+const CLAUSE_SUBJECTS = new Set(['he', 'she', 'it', 'they', 'hes', 'shes', 'its', 'theyre', 'i', 'we', 'im', 'ive', 'weve']);
 
 const NUMBERS: Record<string, number> = { a: 1, an: 1, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, couple: 2, few: 3, several: 4 };
 const UNIT_DAYS: Record<string, number> = { minute: 1 / 1440, hour: 1 / 24, day: 1, night: 1, week: 7, month: 30, year: 365 };
@@ -475,6 +478,10 @@ export function runIntake(
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
+        if (w === 'and' && CLAUSE_SUBJECTS.has(tokens[k + 1]?.raw ?? '')) break;
+        // A phrase that says a finding is absent ("eats fine") is not negated across another
+        // finding: in "no vomiting and she eats fine" the "no" is the vomiting's.
+        if (!m.present && inPhrase.has(k)) break;
         if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
         if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
