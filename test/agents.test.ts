@@ -222,16 +222,22 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.match(problems[0]!.problem, /check digit/);
   });
 
-  it('checks the unit against the family a LOINC code implies (mass, moles, activity)', () => {
+  it('checks the unit against the family a LOINC code implies, reading a mass code sent in moles (and back) where the value converts', () => {
     const problems = labUnitProblems(kb, [
       { analyte: '2160-0', value: 274, unit: 'umol/L' },
       { analyte: '14682-9', value: 3.1, unit: 'mg/dL' },
       { analyte: '1742-6', value: 40, unit: 'mg/dL' },
       { analyte: '2823-3', value: 4.5, unit: 'mmol/L' },
       { analyte: '5792-7', value: 500, unit: 'mmol/L' },
+      { analyte: '2345-7', value: 25, unit: 'mmol/L' },
     ]);
-    assert.deepEqual(problems.map((p) => p.field), ['labs[0].unit', 'labs[1].unit', 'labs[2].unit', 'labs[4].unit']);
-    assert.match(problems[0]!.problem, /LOINC 2160-0 is a mass result; "umol\/L" is substance/);
+    assert.deepEqual(problems.map((p) => p.field), ['labs[2].unit', 'labs[4].unit']);
+    assert.match(problems[0]!.problem, /LOINC 1742-6 is a catalytic result; "mg\/dL" is mass/);
+    // The converted value is the same as under the molar code: 274 µmol/L of creatinine is 3.1 mg/dL.
+    const labs = runLabs(kb, 'dog', [{ analyte: '2160-0', value: 274, unit: 'umol/L' }, { analyte: '2345-7', value: 25, unit: 'mmol/L' }]);
+    const byAnalyte = Object.fromEntries(labs.results.map((r) => [r.analyte, r.valueUS]));
+    assert.ok(Math.abs(byAnalyte.creatinine! - 3.1) < 0.05, JSON.stringify(labs.results));
+    assert.ok(Math.abs(byAnalyte.glucose! - 450) < 5, JSON.stringify(labs.results));
   });
 
   it('property: every LOINC code in the knowledge base passes its check digit, resolves to its analyte, and no other check digit does', () => {
@@ -294,7 +300,8 @@ describe('labs agent: analytes by name or LOINC code, units by UCUM code', () =>
     assert.deepEqual([mg.analyte, mg.loinc, mg.interval.unit], ['magnesium', '19123-9', 'mEq/L']);
     assert.ok(Math.abs(mg.valueUS - (24 / 24.305) * 2) < 0.001, String(mg.valueUS));
     assert.equal(one('dog', 'Mg', 1.0, 'mmol/L').results[0]!.valueUS, 2);
-    assert.deepEqual(labUnitProblems(kb, [{ analyte: '19123-9', value: 1, unit: 'mmol/L' }]).map((p) => p.field), ['labs[0].unit']);
+    // The mass code sent with a molar value is read, not refused (the value converts).
+    assert.equal(one('dog', '19123-9', 1.0, 'mmol/L').results[0]!.valueUS, 2);
   });
 
   it('property: a value in the SI unit (UCUM spelling) reads as the same value in the US unit', () => {

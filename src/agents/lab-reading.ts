@@ -101,6 +101,16 @@ function familyFits(expected: UnitFamily, given: UnitFamily): boolean {
   return expected === given || (expected === 'substance' && given === 'equivalents');
 }
 
+/**
+ * A mass-concentration code sent with a molar unit, or the other way round (LOINC 2345-7, glucose
+ * by mass, with a value in mmol/L): the analyte is unmistakable and the value converts (a molar
+ * mass or SI factor in the knowledge base), so the result is read rather than refused.
+ */
+function massOrMoles(expected: UnitFamily, given: UnitFamily, analyte: Analyte): boolean {
+  const pair = (expected === 'mass' && given === 'substance') || (expected === 'substance' && given === 'mass');
+  return pair && (analyte.siFactor !== null || analyte.molarMass !== undefined);
+}
+
 /** What a dipstick result may be, said when it is none of them (built only then). */
 function gradeProblem(analyte: Analyte): string {
   const printed = analyte.pads?.length ? `, or a strip's printed concentration in ${analyte.pads.map((p) => p.unit).join(' or ')}` : '';
@@ -150,7 +160,7 @@ export function readLab(ref: AnalyteRef, lab: Pick<CaseLab, 'value' | 'unit'>): 
     if (inValue === null || given === null || inValue.family !== given.family || inValue.scale !== given.scale) return { problem: `the value says "${split.unit}" but the unit says "${givenUnit}"`, field: 'value' };
   }
   if (given === null) return { problem: `unit "${unitText}" cannot be converted for ${analyte.analyte}; use ${unitsOf(analyte)}`, field: 'unit' };
-  if (ref.loinc !== undefined && !familyFits(ref.loinc.unitFamily, given.family) && !(unitText === '' && ref.loinc.unitFamily !== 'ratio')) {
+  if (ref.loinc !== undefined && !familyFits(ref.loinc.unitFamily, given.family) && !(unitText === '' && ref.loinc.unitFamily !== 'ratio') && !massOrMoles(ref.loinc.unitFamily, given.family, analyte)) {
     return { problem: `LOINC ${ref.loinc.code} is a ${ref.loinc.unitFamily} result; "${unitText}" is ${given.family}`, field: 'unit' };
   }
   // Another substance's mass (urea for urea nitrogen) is this analyte's by the ratio of their masses; moles need no factor.

@@ -10,7 +10,7 @@ import type { KbSpecies } from '../knowledge/model.js';
 import { readLab } from './lab-reading.js';
 import type { CaseLab, EvidenceRef, FindingEvidence, LabResult, LabsOutput } from './types.js';
 
-export const LABS_VERSION = '1.1.0';
+export const LABS_VERSION = '1.1.1';
 
 /** Names already resolved that are not written as the index keys them ("ALT", "Total Bilirubin"), per knowledge base. */
 const resolved = new WeakMap<KnowledgeBase, Map<string, AnalyteRef | 'bad-loinc' | null>>();
