@@ -20,7 +20,9 @@ import { EncountersService } from './clinical/records/encounters.js';
 import { MediaService } from './clinical/records/media.js';
 import { SharpImageDecoder } from './imaging/sharp-decoder.js';
 import { Operations } from './clinical/operation.js';
-import type { BlobStore, ClinicalStore } from './clinical/ports.js';
+import type { BlobStore, ClinicalStore, ImagePreprocessor, ModelChangeBus, ModelRuntime } from './clinical/ports.js';
+import { ModelRegistryService } from './clinical/models/registry.js';
+import { ServingModels } from './clinical/models/serving.js';
 import { RecordsService } from './clinical/records/records.js';
 import { ConfigError, type Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
@@ -41,6 +43,8 @@ import { Checkpointer } from './storage/checkpoints/checkpointer.js';
 import { openCheckpointStore } from './storage/checkpoints/stores.js';
 import { S3BlobStore } from './storage/blobs/s3.js';
 import { allBuses, ClusterRevocationBus, RedisRevocationBus } from './storage/redis/revocations.js';
+import { allModelBuses, ClusterModelChangeBus, RedisModelChangeBus } from './storage/redis/model-changes.js';
+import { SqlModelCatalog } from './storage/sql/models.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
 import { PgliteExecutor } from './storage/sql/pglite.js';
@@ -128,6 +132,13 @@ function openRateLimiter(config: Config, logger: Logger, metrics: AppMetrics, re
 export interface RuntimeOptions {
   /** Where EMF lines go with METRICS_SINK=emf (one document per call); stdout by default. */
   emfWrite?: (line: string) => void;
+  /**
+   * Runs the registry's image models (ONNX in process or a KServe v2 server); with
+   * imagePreprocessor, diagnoses with images run the imaging agent. Unset: images are stored and
+   * linked, not interpreted. Closed with the runtime.
+   */
+  modelRuntime?: ModelRuntime;
+  imagePreprocessor?: ImagePreprocessor;
 }
 
 /** Builds the whole service on an open executor: migrations, bootstrap, services, HTTP. */
@@ -154,7 +165,13 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const rateLimiter = openRateLimiter(config, logger, observed, sessions.redis);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();
-  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
+  const modelChanges = openModelChangeBus(config, logger);
+  const serving = new ServingModels(new SqlModelCatalog(db), config.modelCacheTtlMs, modelChanges.bus);
+  const models = new ModelRegistryService(ops, { findingCodes: new Set(kb.findings.keys()), bus: modelChanges.bus, onChange: () => serving.invalidate(), adminClinics: config.modelAdminClinics });
+  const modelRuntime = opts.modelRuntime;
+  const imaging =
+    modelRuntime === undefined || opts.imagePreprocessor === undefined ? null : { serving, runtime: modelRuntime, preprocessor: opts.imagePreprocessor, blobs, budgetMs: config.imagingBudgetMs };
+  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }), imaging);
   const app = await buildHttpApp(
     {
       diagnoses,
@@ -167,6 +184,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       encounters: new EncountersService(ops),
       media: new MediaService(ops, blobs, new SharpImageDecoder()),
       access,
+      models,
       rateLimiter,
       ping: () => store.ping(),
       storageKind: store.kind,
@@ -211,6 +229,8 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       // that does not answer (bounded wait, never a throw) cannot hold storage open.
       await tracing.shutdown();
       await revocations.close();
+      await modelChanges.close();
+      await modelRuntime?.close();
       blobs.close?.();
     },
   };
@@ -268,6 +288,14 @@ function openRevocationBus(config: Config, logger: Logger): { bus: RevocationBus
   if (config.redisUrl === undefined) return { bus: cluster, close: async () => undefined };
   const redis = new RedisRevocationBus(config.redisUrl, config.redisKeyPrefix, (err) => logger.debug({ err: { message: err.message } }, 'redis (key revocations) connection error'));
   return { bus: allBuses([cluster, redis]), close: () => redis.close() };
+}
+
+/** Model-registry changes reach the other workers (IPC) and, with Redis, other hosts. */
+function openModelChangeBus(config: Config, logger: Logger): { bus: ModelChangeBus; close(): Promise<void> } {
+  const cluster = new ClusterModelChangeBus();
+  if (config.redisUrl === undefined) return { bus: cluster, close: async () => undefined };
+  const redis = new RedisModelChangeBus(config.redisUrl, config.redisKeyPrefix, (err) => logger.debug({ err: { message: err.message } }, 'redis (model registry changes) connection error'));
+  return { bus: allModelBuses([cluster, redis]), close: () => redis.close() };
 }
 
 /**
