@@ -69,9 +69,10 @@ export const BODIES: Record<string, (ids: Ids) => unknown> = {
   'post /v1/consultations': (ids) => ({ patientId: ids.patient, encounterId: ids.encounter }),
   'post /v1/consultations/{id}/inputs': (ids) => ({ complaint: 'vomiting', mediaIds: [ids.media] }),
   'post /v1/consultations/{id}/diagnose': () => undefined,
-  'post /v1/models': (ids) => ({
-    name: ids.model,
-    version: `${ids.modelVersion}-${randomUUID().slice(0, 8)}`,
+  // Its own name, never the one of `ids` (a global registry: what one caller registers, all see).
+  'post /v1/models': () => ({
+    name: 'registered-by-suite',
+    version: `1.0.0-${randomUUID().slice(0, 8)}`,
     sha256: 'c'.repeat(64),
     input: { name: 'image', width: 8, height: 8, channels: 1, layout: 'NCHW', mean: [0.5], std: [0.25] },
     output: { activation: 'none' },
