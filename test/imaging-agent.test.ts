@@ -224,6 +224,7 @@ describe('a diagnosis without images does no imaging work', () => {
       assert.equal(plain.response.status, 201);
       assert.deepEqual([loads, runtime.calls.length, pre.calls], [0, 0, 0]);
       assert.ok(!('imaging' in (plain.response.body as object)));
+      assert.equal(plain.response.bodyJson, JSON.stringify(plain.response.body));
       // A media record holding an image: stored as the media service does (content and bytes).
       const mediaId = uuidv7();
       await store.inClinic(ctx, (tx) => tx.insertRecord('media', mediaId, { contentType: 'image/png', sizeBytes: 3, sha256: 'b'.repeat(64), patientId: null, encounterId: null, description: null, image: null }, new Date()));
@@ -232,6 +233,8 @@ describe('a diagnosis without images does no imaging work', () => {
         const withImage = await service.diagnose(ctx, { patient: { species: 'dog' }, complaint: 'vomiting since this morning', mediaIds: [mediaId] });
         const body = withImage.response.body as { imaging: { readings: unknown[] }; provenance: { models: unknown[] }; warnings: string[] };
         assert.equal(body.imaging.readings.length, 1);
+        // The report's text is spliced from the agents' JSON: byte for byte what serialising it gives.
+        assert.equal(withImage.response.bodyJson, JSON.stringify(withImage.response.body));
         assert.deepEqual(body.provenance.models, [{ name: 'skin-lesion-test', version: '1.0.0', sha256: SHA }]);
         assert.ok(!body.warnings.some((w) => w.includes('not interpreted')), body.warnings.join('; '));
       }

@@ -280,6 +280,8 @@ export interface ImageInputSpec {
   /** Per channel, applied to values scaled to 0..1: (v - mean) / std. */
   mean: number[];
   std: number[];
+  /** The largest N the model takes in one call (images are batched up to it); absent: 1. */
+  maxBatch?: number;
 }
 
 /**

@@ -98,6 +98,15 @@ export const Diagnosis = Type.Object({
   labs: Type.Array(Json),
   plan: Type.Union([Json, Type.Null()]),
   narrative: Type.Union([Type.Object({ text: Type.String(), generator: Type.String() }), Type.Null()]),
+  warnings: Type.Array(Type.String()),
+  provenance: Type.Object({
+    knowledgeBaseVersion: Type.String(),
+    agents: Type.Record(Type.String(), Type.String()),
+    chainDigest: Type.String(),
+    requestId: Type.String(),
+    sessionStore: Type.String(),
+    models: Type.Optional(Type.Array(ModelRef, { description: 'The exact model versions the imaging agent used' })),
+  }),
   imaging: Type.Optional(
     Type.Object(
       {
@@ -115,14 +124,5 @@ export const Diagnosis = Type.Object({
       { description: 'What the registry’s image models read on the attached images; only on a diagnosis where one ran' },
     ),
   ),
-  warnings: Type.Array(Type.String()),
-  provenance: Type.Object({
-    knowledgeBaseVersion: Type.String(),
-    agents: Type.Record(Type.String(), Type.String()),
-    chainDigest: Type.String(),
-    requestId: Type.String(),
-    sessionStore: Type.String(),
-    models: Type.Optional(Type.Array(ModelRef, { description: 'The exact model versions the imaging agent used' })),
-  }),
 });
 export type Diagnosis = Static<typeof Diagnosis>;

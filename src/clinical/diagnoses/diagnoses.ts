@@ -132,13 +132,14 @@ export class DiagnosesService {
     // Stored observations are not re-checked: one in a unit the agents cannot convert is kept
     // and reported as not interpreted, like an unknown analyte.
     const merged = mergeCase(base, parts);
-    return {
+    const assembled: Assembled = {
       patientId: req.patientId ?? null,
       encounterId: req.encounterId ?? null,
       input: buildCase(species, facts, merged),
       mediaWarnings,
-      ...(images === undefined ? {} : { images }),
     };
+    if (images !== undefined) assembled.images = images;
+    return assembled;
   }
 
   /**

@@ -32,7 +32,7 @@ export interface ReportParts {
 export function diagnosisReport(p: ReportParts): Diagnosis {
   const o = p.result.outputs;
   const degraded = p.sessionStore === 'memory-fallback';
-  return {
+  const report: Diagnosis = {
     id: p.id,
     createdAt: p.createdAt,
     patientId: p.patientId,
@@ -45,8 +45,6 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
     labs: o.labs?.results ?? [],
     plan: o.plan ?? null,
     narrative: o.narrative ?? null,
-    // Only on a diagnosis a model read images for: the report of one without is unchanged.
-    ...(p.imaging === undefined ? {} : { imaging: { agentVersion: IMAGING_VERSION, readings: p.imaging.readings } }),
     warnings: [...p.result.warnings, ...(p.inputWarnings ?? []), ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
     provenance: {
       knowledgeBaseVersion: p.kbVersion,
@@ -54,9 +52,14 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
       chainDigest: p.result.chainDigest,
       requestId: p.requestId,
       sessionStore: p.sessionStore,
-      ...(p.imaging === undefined || p.imaging.models.length === 0 ? {} : { models: p.imaging.models }),
     },
   };
+  // Only on a diagnosis a model read images for (last, so the report of one without is unchanged).
+  if (p.imaging !== undefined) {
+    if (p.imaging.models.length > 0) report.provenance.models = p.imaging.models;
+    report.imaging = { agentVersion: IMAGING_VERSION, readings: p.imaging.readings };
+  }
+  return report;
 }
 
 /** The JSON of `value` when `text` (from the orchestrator) is that JSON, else serialised now. */
@@ -88,8 +91,7 @@ export function diagnosisReportJson(r: Diagnosis, result: OrchestratorResult): s
     `,"findings":${j(r.findings)},"labs":${j(r.labs)}` +
     `,"plan":${reuse(r.plan, r.plan === o.plan, t.plan)}` +
     `,"narrative":${reuse(r.narrative, r.narrative === o.narrative, t.narrative)}` +
-    (r.imaging === undefined ? '' : `,"imaging":${j(r.imaging)}`) +
-    `,"warnings":${j(r.warnings)},"provenance":${j(r.provenance)}}`
+    `,"warnings":${j(r.warnings)},"provenance":${j(r.provenance)}${r.imaging === undefined ? '' : `,"imaging":${j(r.imaging)}`}}`
   );
 }
 
