@@ -3,9 +3,9 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const Strict = { additionalProperties: false } as const;
 
-export const ModelName = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'Model name (lower case, digits, . _ -)' });
-export const ModelVersion = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$', description: 'Version of the artefact (e.g. 1.0.0)' });
-const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the model artefact (model.onnx)' });
+export const ModelName = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', minLength: 1, maxLength: 64, description: 'Model name (lower case, digits, . _ -)' });
+export const ModelVersion = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$', minLength: 1, maxLength: 64, description: 'Version of the artefact (e.g. 1.0.0)' });
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', minLength: 64, maxLength: 64, description: 'SHA-256 (hex) of the model artefact (model.onnx)' });
 const Unit = Type.Number({ minimum: 0, maximum: 1 });
 
 export const ModelInputSpec = Type.Object(
@@ -33,7 +33,7 @@ export const ModelOutput = Type.Object(
 export const ModelLabelSpec = Type.Object(
   {
     label: Type.String({ minLength: 1, maxLength: 100 }),
-    finding: Type.Union([Type.String({ pattern: '^[a-z0-9_]{1,64}$' }), Type.Null()], {
+    finding: Type.Union([Type.String({ pattern: '^[a-z0-9_]{1,64}$', minLength: 1, maxLength: 64 }), Type.Null()], {
       description: 'The knowledge-base finding this label reports (422 when the knowledge base has none by that code), or null for a label that is not a clinical finding (what kind of image it is)',
     }),
     threshold: Type.Number({ minimum: 0, maximum: 1, description: 'Probability from which the label counts' }),
