@@ -14,7 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LABELS, SCENARIOS, loadVignettes, preparePatients, scenarioSpec, type ScenarioName } from './lib/fixtures.js';
+import { LABELS, SCENARIOS, activateModel, loadVignettes, prepareImage, preparePatients, scenarioSpec, type ScenarioName } from './lib/fixtures.js';
 import type { Job, Measured } from './lib/jobs.js';
 import { LoadGenerator } from './lib/loadgen.js';
 import { seedFor } from './lib/prng.js';
@@ -40,7 +40,10 @@ const USAGE = `Usage: npm run bench -- [flags]   (or: npm run build && npx tsx b
   --grace S                       open loop: wait at most S for outstanding responses (default 3)
   --pool N                        open loop: connection pool size (default 256)
   --patients N                    patients for GET /v1/patients/:id (default 200)
-  --seed N                        seed of the case/patient choice (default 1)`;
+  --seed N                        seed of the case/patient choice (default 1)
+  --image-model FILE              a model spec (POST /v1/models body) to register and activate before
+                                  measuring, so diagnoses-image has a model reading its image (needs
+                                  a service built with a model runtime); without it the image is linked only`;
 
 const { values: flags } = parseArgs({
   strict: true,
@@ -54,6 +57,7 @@ const { values: flags } = parseArgs({
     'database-url': { type: 'string' },
     'api-key': { type: 'string' },
     'pg-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
+    'image-model': { type: 'string' },
     'redis-url': { type: 'string', default: process.env.AGENTICPET_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     warmup: { type: 'string', default: '1' },
     grace: { type: 'string', default: '3' },
@@ -187,7 +191,10 @@ async function benchMode(mode: Mode, vignettes: ReturnType<typeof loadVignettes>
   const existing = mode === 'postgres' && flags['database-url'] !== undefined;
   const patients = scenarios.includes('patients') ? await preparePatients(origin, apiKey, patientCount, existing, seed) : { ids: [], created: 0 };
   if (scenarios.includes('patients')) log(`${mode}: ${patients.ids.length} patients ready (${patients.created} created)`);
-  const specs = scenarios.map((name) => scenarioSpec(name, vignettes, patients.ids));
+  const imageModel = flags['image-model'];
+  if (imageModel !== undefined) await activateModel(origin, apiKey, JSON.parse(fs.readFileSync(imageModel, 'utf8')) as { name: string; version: string });
+  const mediaId = scenarios.includes('diagnoses-image') ? await prepareImage(origin, apiKey) : undefined;
+  const specs = scenarios.map((name) => scenarioSpec(name, vignettes, patients.ids, mediaId));
   const probes: number[] = [];
   for (let i = 0; i < 5; i++) probes.push(await probe(origin, apiKey));
   const idleMs = probes.sort((a, b) => a - b)[2]!;

@@ -23,7 +23,9 @@ import { KServeModelRuntime } from './imaging/kserve-client.js';
 import { OnnxModelRuntime } from './imaging/onnx-runtime.js';
 import { SharpImageDecoder } from './imaging/sharp-decoder.js';
 import { Operations } from './clinical/operation.js';
-import type { BlobStore, ClinicalStore, ModelRuntime } from './clinical/ports.js';
+import type { BlobStore, ClinicalStore, ImagePreprocessor, ModelChangeBus, ModelRuntime } from './clinical/ports.js';
+import { ModelRegistryService } from './clinical/models/registry.js';
+import { ServingModels } from './clinical/models/serving.js';
 import { RecordsService } from './clinical/records/records.js';
 import { ConfigError, type Config } from './config.js';
 import { buildHttpApp, type App } from './http/server.js';
@@ -44,6 +46,8 @@ import { Checkpointer } from './storage/checkpoints/checkpointer.js';
 import { openCheckpointStore } from './storage/checkpoints/stores.js';
 import { S3BlobStore } from './storage/blobs/s3.js';
 import { allBuses, ClusterRevocationBus, RedisRevocationBus } from './storage/redis/revocations.js';
+import { allModelBuses, ClusterModelChangeBus, RedisModelChangeBus } from './storage/redis/model-changes.js';
+import { SqlModelCatalog } from './storage/sql/models.js';
 import type { SqlExecutor } from './storage/sql/executor.js';
 import { migrate } from './storage/sql/migrate.js';
 import { PgliteExecutor } from './storage/sql/pglite.js';
@@ -141,6 +145,13 @@ function openRateLimiter(config: Config, logger: Logger, metrics: AppMetrics, re
 export interface RuntimeOptions {
   /** Where EMF lines go with METRICS_SINK=emf (one document per call); stdout by default. */
   emfWrite?: (line: string) => void;
+  /**
+   * Replace the runtime that runs the registry's image models (default: ONNX in process, or the
+   * KServe v2 server at MODEL_SERVER_URL) and the image preprocessor (default: the sharp decoder),
+   * e.g. with test doubles. The runtime is closed with the app.
+   */
+  modelRuntime?: ModelRuntime;
+  imagePreprocessor?: ImagePreprocessor;
 }
 
 /** Builds the whole service on an open executor: migrations, bootstrap, services, HTTP. */
@@ -165,11 +176,17 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   const access = new AccessService(store, ops, { keyCacheTtlMs: config.keyCacheTtlMs, metrics: observed.cache, revocations: revocations.bus, tokens });
   const sessions = openSessions(config, logger, metrics);
   const rateLimiter = openRateLimiter(config, logger, observed, sessions.redis);
-  // Built here, handed to the imaging side (#13 §4) through the services' deps.
-  const modelRuntime = openModelRuntime(config);
   const llm = config.llm === undefined ? null : new OpenAiCompatibleClient(config.llm.baseUrl, config.llm.model, config.llm.apiKey);
   const agents = new AgentRegistry(kb, llm, { default: config.agentBudgetMs, narrative: config.llm?.timeoutMs ?? config.agentBudgetMs }, agentStepSpans).warm();
-  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }));
+  const modelChanges = openModelChangeBus(config, logger);
+  const serving = new ServingModels(new SqlModelCatalog(db), config.modelCacheTtlMs, modelChanges.bus);
+  const models = new ModelRegistryService(ops, { findingCodes: new Set(kb.findings.keys()), bus: modelChanges.bus, onChange: () => serving.invalidate(), adminClinics: config.modelAdminClinics });
+  // The registry's models run in process (ONNX) or on a model server (MODEL_SERVER_URL); images
+  // are decoded and normalised by the same sharp decoder that checks them at upload.
+  const modelRuntime = opts.modelRuntime ?? openModelRuntime(config);
+  const imageDecoder = new SharpImageDecoder();
+  const imaging = { serving, runtime: modelRuntime, preprocessor: opts.imagePreprocessor ?? imageDecoder, blobs, budgetMs: config.imagingBudgetMs };
+  const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }), imaging);
   const app = await buildHttpApp(
     {
       diagnoses,
@@ -180,8 +197,9 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       requestMetrics: observed.http,
       records: new RecordsService(ops),
       encounters: new EncountersService(ops),
-      media: new MediaService(ops, blobs, new SharpImageDecoder()),
+      media: new MediaService(ops, blobs, imageDecoder),
       access,
+      models,
       rateLimiter,
       ping: () => store.ping(),
       storageKind: store.kind,
@@ -227,6 +245,7 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
       // that does not answer (bounded wait, never a throw) cannot hold storage open.
       await tracing.shutdown();
       await revocations.close();
+      await modelChanges.close();
       await modelRuntime.close();
       blobs.close?.();
     },
@@ -285,6 +304,14 @@ function openRevocationBus(config: Config, logger: Logger): { bus: RevocationBus
   if (config.redisUrl === undefined) return { bus: cluster, close: async () => undefined };
   const redis = new RedisRevocationBus(config.redisUrl, config.redisKeyPrefix, (err) => logger.debug({ err: { message: err.message } }, 'redis (key revocations) connection error'));
   return { bus: allBuses([cluster, redis]), close: () => redis.close() };
+}
+
+/** Model-registry changes reach the other workers (IPC) and, with Redis, other hosts. */
+function openModelChangeBus(config: Config, logger: Logger): { bus: ModelChangeBus; close(): Promise<void> } {
+  const cluster = new ClusterModelChangeBus();
+  if (config.redisUrl === undefined) return { bus: cluster, close: async () => undefined };
+  const redis = new RedisModelChangeBus(config.redisUrl, config.redisKeyPrefix, (err) => logger.debug({ err: { message: err.message } }, 'redis (model registry changes) connection error'));
+  return { bus: allModelBuses([cluster, redis]), close: () => redis.close() };
 }
 
 /**

@@ -5,7 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { bootstrap, buildRuntime, openExecutor, signingKeyFrom, VERSION, writerName } from './app.js';
-import { AccessService } from './clinical/access/access.js';
+import { AccessService, hashKey } from './clinical/access/access.js';
+import { DomainError } from './clinical/errors.js';
+import { ModelRegistryService } from './clinical/models/registry.js';
+import { loadKnowledgeBase } from './knowledge/load.js';
+import { modelsCommand, ModelsUsageError, MODELS_USAGE } from './models-cli.js';
+import { RedisModelChangeBus } from './storage/redis/model-changes.js';
 import { StoreLockedError } from './clinical/errors.js';
 import { superviseWorkers } from './cluster.js';
 import { buildModelServer } from './imaging/model-server.js';
@@ -50,6 +55,9 @@ Usage:
                                         AGENTICPET_BACKUP_URL); encrypted with AGENTICPET_BACKUP_KEY;
                                         runs at CPU niceness N (default 19, 0 = as started), and so
                                         does its database server process when that is on this host
+  agenticpet models list|register|activate|canary|rollback|retire ...
+                                        the image-model registry, as the admin key in
+                                        AGENTICPET_API_KEY (agenticpet models help)
   agenticpet backup list [--from URL]   the backups there, oldest first
   agenticpet backup verify ID [--from URL]
                                         check every part of a backup (checksums, decryption, rows)
@@ -64,6 +72,41 @@ Usage:
 Configuration comes from environment variables; see README.md.`;
 
 class UsageError extends Error {}
+
+/**
+ * The registry as the admin key in AGENTICPET_API_KEY. A change reaches running instances through
+ * Redis when REDIS_URL is set, else within AGENTICPET_MODEL_CACHE_TTL_MS (their cache's bound).
+ */
+async function models(config: Config, sub: string | undefined, args: string[]): Promise<number> {
+  if (sub === undefined || sub === 'help') {
+    console.log(MODELS_USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  const key = process.env.AGENTICPET_API_KEY?.trim();
+  if (key === undefined || key === '') throw new UsageError(`agenticpet models needs an admin API key in AGENTICPET_API_KEY\n${MODELS_USAGE}`);
+  const bus = config.redisUrl === undefined ? undefined : new RedisModelChangeBus(config.redisUrl, config.redisKeyPrefix, () => undefined);
+  try {
+    return await withStore(config, async (_db, store) => {
+      const principal = await store.findPrincipalByKeyHash(hashKey(key));
+      if (principal === null) throw new UsageError('AGENTICPET_API_KEY is not a live API key of this database');
+      const kb = loadKnowledgeBase(config.knowledgeDir);
+      const service = new ModelRegistryService(new Operations(store), { findingCodes: new Set(kb.findings.keys()), bus, adminClinics: config.modelAdminClinics });
+      const ctx = { principal, requestId: `cli-${process.pid}-${Date.now()}`, sourceIp: null };
+      try {
+        return await modelsCommand(service, ctx, sub, args);
+      } catch (err) {
+        if (err instanceof ModelsUsageError) throw new UsageError(err.message);
+        if (err instanceof DomainError) {
+          console.error(`agenticpet models ${sub}: ${err.message}`);
+          return 1;
+        }
+        throw err;
+      }
+    });
+  } finally {
+    await bus?.close();
+  }
+}
 
 async function withStore<T>(config: Config, fn: (db: SqlExecutor, store: SqlClinicalStore) => Promise<T>): Promise<T> {
   const db = await openExecutor(config);
@@ -403,6 +446,8 @@ async function main(argv: string[]): Promise<number> {
       return audit(config, sub, rest);
     case 'backup':
       return backup(config, sub, rest);
+    case 'models':
+      return models(config, sub, rest);
     default:
       throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
   }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { withServeFlags } from './node-flags.js';
 import { relayClusterMetrics } from './observability/cluster-metrics.js';
 import { ClusterRevocationBus } from './storage/redis/revocations.js';
+import { ClusterModelChangeBus } from './storage/redis/model-changes.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -30,6 +31,7 @@ export function superviseWorkers(opts: SupervisorOptions): void {
   // Workers start with the service's V8 flags even when the primary was started without them.
   cluster.setupPrimary({ execArgv: withServeFlags(process.execArgv) });
   ClusterRevocationBus.relay();
+  ClusterModelChangeBus.relay();
   relayClusterMetrics();
 
   const fork = (): Worker => {

@@ -32,6 +32,12 @@ export interface Config {
   knowledgeDir: string | undefined;
   /** Time budget per agent, milliseconds. */
   agentBudgetMs: number;
+  /** Time budget of the imaging agent (every model on every image of one diagnosis), milliseconds. */
+  imagingBudgetMs: number;
+  /** How long the registry's serving set is cached in process at most (changes also invalidate it at once). */
+  modelCacheTtlMs: number;
+  /** Clinics whose admins may change the (shared) model registry; undefined: any clinic's admin. */
+  modelAdminClinics: ReadonlySet<string> | undefined;
   /** Optional LLM for the narrative (OpenAI-compatible); off unless the base URL and model are set. */
   llm: { baseUrl: string; model: string; apiKey: string | undefined; timeoutMs: number } | undefined;
   /** prometheus: GET /metrics only; emf: also CloudWatch EMF lines on stdout. */
@@ -311,6 +317,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisKeyPrefix,
     knowledgeDir: optional(env, 'AGENTICPET_KNOWLEDGE_DIR'),
     agentBudgetMs: integer(env, 'AGENTICPET_AGENT_BUDGET_MS', 250, 1, 60_000),
+    imagingBudgetMs: integer(env, 'AGENTICPET_IMAGING_BUDGET_MS', 300, 1, 60_000),
+    modelCacheTtlMs: integer(env, 'AGENTICPET_MODEL_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    modelAdminClinics: modelAdminClinics(env),
     llm:
       llmBaseUrl === undefined || llmModel === undefined
         ? undefined
@@ -422,6 +431,15 @@ function oidcConfig(env: NodeJS.ProcessEnv, bootstrapKey: string | undefined): O
  * AGENTICPET_CORS_ORIGINS: comma-separated origins, each exactly as a browser sends it in Origin
  * (scheme://host[:port], no path, no trailing slash). No "*": the allow-list is the point.
  */
+function modelAdminClinics(env: NodeJS.ProcessEnv): ReadonlySet<string> | undefined {
+  const raw = optional(env, 'AGENTICPET_MODEL_ADMIN_CLINICS');
+  if (raw === undefined) return undefined;
+  const ids = raw.split(',').map((id) => id.trim().toLowerCase());
+  const bad = ids.find((id) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id));
+  if (bad !== undefined) throw new ConfigError('AGENTICPET_MODEL_ADMIN_CLINICS', `must be comma-separated clinic ids (uuids), got "${bad}"`);
+  return new Set(ids);
+}
+
 function corsOrigins(env: NodeJS.ProcessEnv): string[] {
   const raw = optional(env, 'AGENTICPET_CORS_ORIGINS');
   if (raw === undefined) return [];

@@ -87,7 +87,8 @@ function crossTenantSuite(name: string, open: () => Promise<{ db: SqlExecutor; c
       const keyRes = await bAdmin('POST', '/v1/api-keys', { body: { name: 'Bravokeyname', role: 'staff' } });
       assert.equal(keyRes.statusCode, 201, keyRes.body);
       bSecrets.push(keyRes.json().key, clinicB.key, clinicB.clinicId);
-      b = { owner, patient, encounter, observation, media, diagnosis, consultation, apiKey: keyRes.json().id };
+      // Models are global: B has none of its own, so its 'ids' there name nothing, like the control's.
+      b = { owner, patient, encounter, observation, media, diagnosis, consultation, apiKey: keyRes.json().id, model: 'bravo-model', modelVersion: '9.9.9' };
       bEtags = {};
       const p = await bAdmin('GET', `/v1/patients/${patient}`);
       bEtags.patient = String(p.headers.etag);

@@ -34,7 +34,7 @@ const SQL_PAYLOADS = [
 ];
 
 /** Tables whose row counts a refused request must not change (the audit trail records refusals). */
-const TABLES = ['api_keys', 'clinics', 'diagnoses', 'diagnosis_evidence', 'diagnosis_provenance', 'encounters', 'idempotency_keys', 'media', 'observations', 'owners', 'patient_weights', 'patients', 'record_versions'];
+const TABLES = ['api_keys', 'clinics', 'diagnoses', 'diagnosis_evidence', 'diagnosis_provenance', 'encounters', 'idempotency_keys', 'media', 'observations', 'owners', 'patient_weights', 'patients', 'record_versions', 'models'];
 
 /** Every path (list of keys; '0' for an array item) to a string-typed leaf of a schema. */
 function stringLeaves(schema: Schema, at: string[] = []): string[][] {
@@ -109,6 +109,16 @@ describe('attack: injection and protocol abuse (PostgreSQL)', { skip: pgSkipReas
       'post /v1/diagnoses': () => ({ patientId: a.patient, complaint: 'vomiting', signs: ['vomiting'], labs: [{ analyte: 'glucose', value: '2+', unit: '' }], treatments: ['maropitant'] }),
       'post /v1/consultations': () => ({ patientId: a.patient }),
       'post /v1/consultations/{id}/inputs': () => ({ complaint: 'vomiting', signs: ['vomiting'] }),
+      // A fresh version each time, so an accepted payload is a registration, never a 409.
+      'post /v1/models': () => ({
+        name: 'injection-model',
+        version: `1.0.0-${Math.random().toString(36).slice(2, 10)}`,
+        sha256: 'e'.repeat(64),
+        input: { name: 'image', width: 8, height: 8, channels: 1, layout: 'NCHW', mean: [0.5], std: [0.25] },
+        output: { name: 'probabilities', activation: 'none' },
+        labels: [{ label: 'mass', finding: 'skin_mass', threshold: 0.5, weight: 0.5 }],
+      }),
+      'post /v1/models/{name}/versions/{version}/canary': () => ({ share: 0.5 }),
     };
     const idFor = (p: string): string => {
       if (p.startsWith('/v1/consultations/')) return a.consultation!;

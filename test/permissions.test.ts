@@ -133,7 +133,10 @@ describe('route permissions: the app', () => {
     const consultation = await created('POST', '/v1/consultations', { body: { patientId: patient, encounterId: encounter } });
     // A spare key: the admin's DELETE /v1/api-keys/:id revokes it, not a key the suite uses.
     const spare = await created('POST', '/v1/api-keys', { body: { name: 'spare', role: 'staff' } });
-    ids = { owner, patient, encounter, observation, media, diagnosis, consultation, apiKey: spare };
+    // A registered model, so that the registry's routes mostly answer for it rather than 404.
+    const model = { name: 'permissions-model', version: '1.0.0', sha256: 'd'.repeat(64), input: { name: 'image', width: 8, height: 8, channels: 1, layout: 'NCHW', mean: [0.5], std: [0.25] }, output: { activation: 'none' }, labels: [{ label: 'photograph', finding: null, threshold: 0.5, weight: 0 }] };
+    assert.equal((await admin('POST', '/v1/models', { body: model })).statusCode, 201);
+    ids = { owner, patient, encounter, observation, media, diagnosis, consultation, apiKey: spare, model: model.name, modelVersion: model.version };
     etag = String((await admin('GET', `/v1/patients/${patient}`)).headers.etag);
   });
   after(async () => {

@@ -151,12 +151,14 @@ export class DifferentialModel {
       const column = this.columns.get(f.code);
       if (column !== undefined) {
         const logs = f.present ? column.present : column.absent;
-        // A hedged finding ("maybe limping") counts as half the evidence (a tempered likelihood).
-        if (f.uncertain === true) for (let k = 0; k < n; k++) logScores[k]! += HEDGED * logs[k]!;
+        // A hedged finding ("maybe limping") counts as half the evidence (a tempered likelihood),
+        // one read off an image as much as its weight says.
+        const temper = f.weight ?? (f.uncertain === true ? HEDGED : 1);
+        if (temper !== 1) for (let k = 0; k < n; k++) logScores[k]! += temper * logs[k]!;
         else for (let k = 0; k < n; k++) logScores[k]! += logs[k]!;
       } else {
         const l = this.unlistedOf(f.code);
-        const log = (f.uncertain === true ? HEDGED : 1) * Math.log(f.present ? l : 1 - l);
+        const log = (f.weight ?? (f.uncertain === true ? HEDGED : 1)) * Math.log(f.present ? l : 1 - l);
         for (let k = 0; k < n; k++) logScores[k]! += log;
       }
     }
@@ -187,7 +189,7 @@ export class DifferentialModel {
     for (const f of findings) {
       const l = s.likelihoods.get(f.code) ?? this.unlistedOf(f.code);
       const m = this.marginal.get(f.code) ?? this.unlistedOf(f.code);
-      const weight = (f.uncertain === true ? HEDGED : 1) * Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
+      const weight = (f.weight ?? (f.uncertain === true ? HEDGED : 1)) * Math.log((f.present ? l : 1 - l) / (f.present ? m : 1 - m));
       if (Math.abs(weight) > 1e-6) evidence.push({ finding: f.code, present: f.present, weight: Math.round(weight * 1000) / 1000 });
     }
     return evidence;

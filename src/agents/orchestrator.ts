@@ -156,7 +156,9 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
   const { onStep, overrides = {} } = opts;
   const suite = registry.suite(input.species);
   const { kb } = suite;
-  const findingsOf = (o: Outputs) => mergeFindings([...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])]);
+  const images = input.imageFindings;
+  const findingsOf = (o: Outputs) =>
+    mergeFindings(images === undefined ? [...(o.intake?.findings ?? []), ...(o.labs?.findings ?? [])] : [...(o.intake?.findings ?? []), ...(o.labs?.findings ?? []), ...images]);
   const nodes: Array<Node<AgentName>> = [
     {
       name: 'intake',
@@ -171,7 +173,8 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
       name: 'differential',
       deps: ['intake', 'labs'],
       reads: ['intake', 'labs'],
-      fields: () => ({ breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered }),
+      // Image findings are case input the differential reads: its digest covers them (when there are any).
+      fields: () => (images === undefined ? { breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered } : { breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, imageFindings: images }),
       input: (o) => ({ breed: input.breed, ageYears: input.ageYears, sex: input.sex, neutered: input.neutered, findings: findingsOf(o) }),
       run: (i: CaseInput & { findings: FindingEvidence[] }) => suite.differential.run(i, i.findings),
     },
@@ -270,7 +273,10 @@ export async function orchestrate(registry: AgentRegistry, input: CaseInput, opt
     await Promise.all(ready.map(runNode));
   }
   for (const n of outputs.labs?.notInterpreted ?? []) warnings.push(`Lab ${n.analyte} not interpreted: ${n.reason}`);
-  if (input.mediaIds.length > 0) warnings.push(`${input.mediaIds.length} media item(s) attached to the case; images are stored and linked but not interpreted`);
+  if (input.mediaIds.length > 0) {
+    const unread = input.imagesRead === undefined ? input.mediaIds.length : input.mediaIds.filter((id) => !input.imagesRead!.includes(id)).length;
+    if (unread > 0) warnings.push(`${unread} media item(s) attached to the case; images are stored and linked but not interpreted`);
+  }
   const chainDigest = sha256(JSON.stringify(steps.map((s, i) => [s.agent, s.agentVersion, s.inputDigest, s.status, stepOutputDigests[i]])));
   return { outputs, findings: findingsOf(outputs), steps, stepJson, outputJson, messages, warnings, chainDigest };
 }

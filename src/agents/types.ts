@@ -12,6 +12,8 @@ export interface EvidenceRef {
   end?: number;
   value?: number | string | boolean;
   unit?: string;
+  /** The model version that read the image, on a finding derived from one (kind media). */
+  model?: { name: string; version: string; sha256: string };
 }
 
 export interface FindingEvidence {
@@ -25,6 +27,11 @@ export interface FindingEvidence {
   count?: number;
   /** "suddenly", "out of nowhere" in the same sentence. */
   onset?: 'sudden';
+  /**
+   * How much of the evidence counts (0..1), on findings a model read off an image: the
+   * differential multiplies the finding's log likelihood by it. Absent: all of it (half when uncertain).
+   */
+  weight?: number;
 }
 
 /** A reported ingestion of a known toxin whose dose could be estimated from the complaint and the weight. */
@@ -74,6 +81,10 @@ export interface CaseInput {
   vitalSources?: Partial<Record<keyof CaseVitals, string>>;
   labs: CaseLab[];
   mediaIds: string[];
+  /** Findings the imaging agent read off the case's images (absent without images or models). */
+  imageFindings?: FindingEvidence[];
+  /** The media a model read (the others are stored and linked, not interpreted). */
+  imagesRead?: string[];
   /** Drug codes the clinician is considering; the plan checks them for safety. */
   treatments: string[];
 }

@@ -140,6 +140,8 @@ export interface ProvenanceRecord {
   requestId: string;
   sessionId: string | null;
   recordedAt: Date;
+  /** The model versions the imaging agent ran (absent: none, as for every diagnosis before them). */
+  models?: ModelRef[];
 }
 
 /** One ACID transaction confined (by the database itself) to the caller's clinic. */
@@ -173,6 +175,9 @@ export interface ClinicalTx {
    * report (the rest derive from it); otherwise every link, as diagnoses before migration 4 kept them.
    */
   diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null>;
+
+  /** The global model registry (models are not per clinic; who may change them is the service's rule). */
+  readonly models: ModelRegistryTx;
 
   findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null>;
   saveIdempotent(key: string, requestHash: string, response: StoredResponse): Promise<void>;
@@ -277,4 +282,76 @@ export interface ImageInputSpec {
   /** Per channel, applied to values scaled to 0..1: (v - mean) / std. */
   mean: number[];
   std: number[];
+  /** The largest N the model takes in one call (images are batched up to it); absent: 1. */
+  maxBatch?: number;
+}
+
+/**
+ * Turns an image's bytes into the one-image tensor a model's input spec asks for: decoded,
+ * oriented, resized to width x height, scaled to 0..1 and normalised per channel; shape
+ * [1, C, H, W] for NCHW, [1, H, W, C] for NHWC. Refusals (undecodable bytes) are exceptions.
+ * The sharp decoder implements it beside ImageDecoder.
+ */
+export interface ImagePreprocessor {
+  toTensor(bytes: Buffer, spec: ImageInputSpec): Promise<Tensor>;
+}
+
+/** How a model's output tensor turns into one probability per label. */
+export interface ModelOutputSpec {
+  /** Output tensor name; absent: the first output. */
+  name?: string;
+  /** What the output holds: probabilities already, or logits to pass through softmax or sigmoid. */
+  activation: 'none' | 'softmax' | 'sigmoid';
+}
+
+/**
+ * One output label of a model and what it means here: the knowledge-base finding it reports
+ * (null: a label that is not a clinical finding, such as "radiograph"; it is reported as what the
+ * image was read as), the probability from which it counts, and the weight (0..1) of its evidence.
+ */
+export interface ModelLabel {
+  label: string;
+  finding: string | null;
+  threshold: number;
+  weight: number;
+}
+
+export type ModelStatus = 'registered' | 'active' | 'canary' | 'retired';
+
+/** A model version in the registry (global: the same models serve every clinic). */
+export interface RegisteredModel extends ModelRef {
+  id: string;
+  input: ImageInputSpec;
+  output: ModelOutputSpec;
+  labels: ModelLabel[];
+  status: ModelStatus;
+  /** Share (0..1) of diagnoses that use this version instead of the active one, when canary. */
+  canaryShare: number;
+  /** When this version last became active (what a rollback goes back to), else null. */
+  activatedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type NewModel = Omit<RegisteredModel, 'status' | 'canaryShare' | 'activatedAt' | 'createdAt' | 'updatedAt'>;
+
+/** The registry's table, inside a clinical transaction (so each change and its audit event commit together). */
+export interface ModelRegistryTx {
+  /** Null when (name, version) is already registered. */
+  insertModel(m: NewModel, at: Date): Promise<RegisteredModel | null>;
+  getModel(name: string, version: string, opts?: { forUpdate?: boolean }): Promise<RegisteredModel | null>;
+  /** Every version, of one name or all, by name then creation. */
+  listModels(name?: string, opts?: { forUpdate?: boolean }): Promise<RegisteredModel[]>;
+  setStatus(id: string, status: ModelStatus, canaryShare: number, at: Date, opts?: { activated?: boolean }): Promise<RegisteredModel>;
+}
+
+/** The versions diagnoses may use (active and canary), read without a clinic: what the in-process cache holds. */
+export interface ModelCatalog {
+  servingModels(): Promise<RegisteredModel[]>;
+}
+
+/** Tells every instance the registry changed, so each drops its cached serving set at once. */
+export interface ModelChangeBus {
+  publish(): Promise<void>;
+  onChange(listener: () => void): void;
 }

@@ -73,6 +73,7 @@ export type ConsultationInputs = Static<typeof ConsultationInputs>;
 export const ConsultationParams = Type.Object({ id: Type.String({ pattern: '^cs_[A-Za-z0-9_-]{22}$' }) }, Strict);
 
 const Json = Type.Unknown();
+const ModelRef = Type.Object({ name: Type.String(), version: Type.String(), sha256: Type.String() });
 const EvidenceItem = Type.Object(
   {
     finding: Type.String({ description: "A finding's code (its source is the entry of `findings` with that code), or a signalment item: `age`, `sex`, `breed:<name>`" }),
@@ -104,6 +105,24 @@ export const Diagnosis = Type.Object({
     chainDigest: Type.String(),
     requestId: Type.String(),
     sessionStore: Type.String(),
+    models: Type.Optional(Type.Array(ModelRef, { description: 'The exact model versions the imaging agent used' })),
   }),
+  imaging: Type.Optional(
+    Type.Object(
+      {
+        agentVersion: Type.String(),
+        readings: Type.Array(
+          Type.Object({
+            mediaId: Id,
+            model: ModelRef,
+            labels: Type.Array(Type.Object({ label: Type.String(), probability: Type.Number() })),
+            readAs: Type.Array(Type.String(), { description: 'Labels that are not clinical findings (what kind of image it is) and reached their threshold' }),
+            findings: Type.Array(Type.String(), { description: 'Finding codes this reading reported present (their evidence is in `findings`, source kind media)' }),
+          }),
+        ),
+      },
+      { description: 'What the registry’s image models read on the attached images; only on a diagnosis where one ran' },
+    ),
+  ),
 });
 export type Diagnosis = Static<typeof Diagnosis>;

@@ -11,6 +11,7 @@ import net from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AccessService } from '../clinical/access/access.js';
+import type { ModelRegistryService } from '../clinical/models/registry.js';
 import type { RateLimiter } from '../clinical/access/rate-limits.js';
 import type { ConsultationsService } from '../clinical/diagnoses/consultations.js';
 import type { DiagnosesService } from '../clinical/diagnoses/diagnoses.js';
@@ -35,6 +36,7 @@ import { registerEncounterRoutes } from './routes/encounters.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerMediaRoutes } from './routes/media.js';
+import { registerModelRoutes } from './routes/models.js';
 import { registerOpsPage, registerOpsRoutes } from './routes/ops.js';
 import { registerOwnerRoutes } from './routes/owners.js';
 import { registerPatientRoutes } from './routes/patients.js';
@@ -53,6 +55,8 @@ export interface Services {
   encounters: EncountersService;
   media: MediaService;
   access: AccessService;
+  /** The image-model registry (shared by every clinic). */
+  models: ModelRegistryService;
   /** The request budgets per API key and per clinic, checked after authentication. */
   rateLimiter: RateLimiter;
   ping(): Promise<void>;
@@ -310,6 +314,7 @@ export async function buildHttpApp(services: Services, opts: HttpOptions): Promi
     await registerMediaRoutes(v1, services, opts.mediaMaxBytes);
     registerKeyRoutes(v1, services);
     registerAuditRoutes(v1, services);
+    registerModelRoutes(v1, services);
     registerDiagnosisRoutes(v1, services);
     registerOpsRoutes(v1, services);
   }, { prefix: V1 });

@@ -12,7 +12,7 @@ import type { OpenApiDoc } from './openapi.js';
 export { PNG } from './images.js';
 import { PNG } from './images.js';
 
-export type Kind = 'owner' | 'patient' | 'encounter' | 'observation' | 'media' | 'diagnosis' | 'consultation' | 'apiKey';
+export type Kind = 'owner' | 'patient' | 'encounter' | 'observation' | 'media' | 'diagnosis' | 'consultation' | 'apiKey' | 'model' | 'modelVersion';
 
 /** The collection segment before a path parameter names the kind of id it takes. */
 export const KIND_OF_SEGMENT: Record<string, Kind> = {
@@ -24,6 +24,9 @@ export const KIND_OF_SEGMENT: Record<string, Kind> = {
   diagnoses: 'diagnosis',
   consultations: 'consultation',
   'api-keys': 'apiKey',
+  // The model registry is global (no clinic owns a model): its names and versions are no tenant's secret.
+  models: 'model',
+  versions: 'modelVersion',
 };
 
 /** Body and query fields that take ids, by field name. */
@@ -47,6 +50,8 @@ export const fresh = (): Ids => ({
   diagnosis: randomUUID(),
   consultation: `cs_${randomUUID().replace(/-/g, '').slice(0, 22)}`,
   apiKey: randomUUID(),
+  model: `fresh-${randomUUID().slice(0, 8)}`,
+  modelVersion: '0.0.1',
 });
 
 /**
@@ -64,6 +69,16 @@ export const BODIES: Record<string, (ids: Ids) => unknown> = {
   'post /v1/consultations': (ids) => ({ patientId: ids.patient, encounterId: ids.encounter }),
   'post /v1/consultations/{id}/inputs': (ids) => ({ complaint: 'vomiting', mediaIds: [ids.media] }),
   'post /v1/consultations/{id}/diagnose': () => undefined,
+  // Its own name, never the one of `ids` (a global registry: what one caller registers, all see).
+  'post /v1/models': () => ({
+    name: 'registered-by-suite',
+    version: `1.0.0-${randomUUID().slice(0, 8)}`,
+    sha256: 'c'.repeat(64),
+    input: { name: 'image', width: 8, height: 8, channels: 1, layout: 'NCHW', mean: [0.5], std: [0.25] },
+    output: { activation: 'none' },
+    labels: [{ label: 'photograph', finding: null, threshold: 0.5, weight: 0 }],
+  }),
+  'post /v1/models/{name}/versions/{version}/canary': () => ({ share: 0.5 }),
 };
 
 export interface Operation {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
-import { buildRuntime, type Runtime } from '../../src/app.js';
+import { buildRuntime, type Runtime, type RuntimeOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { SqlExecutor } from '../../src/storage/sql/executor.js';
@@ -16,7 +16,7 @@ export interface TestRuntime {
   close(): Promise<void>;
 }
 
-export async function startRuntime(db: SqlExecutor, env: Record<string, string> = {}): Promise<TestRuntime> {
+export async function startRuntime(db: SqlExecutor, env: Record<string, string> = {}, opts: RuntimeOptions = {}): Promise<TestRuntime> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agenticpet-test-'));
   // The request budgets are off unless a test sets them (test/rate-limit.test.ts does): the
   // other suites send thousands of requests a minute with one key and test something else.
@@ -28,7 +28,7 @@ export async function startRuntime(db: SqlExecutor, env: Record<string, string> 
     AGENTICPET_RATE_LIMIT_CLINIC_PER_MIN: '0',
     ...env,
   });
-  const runtime = await buildRuntime(config, db, createLogger('silent'));
+  const runtime = await buildRuntime(config, db, createLogger('silent'), opts);
   return {
     runtime,
     dataDir,

@@ -24,6 +24,8 @@ export const PERMISSIONS = {
   'diagnoses:run': { roles: ['admin', 'vet', 'staff'], summary: 'Diagnose a case and run consultations (stores a diagnostic report)' },
   'keys:manage': { roles: ['admin'], summary: "Issue and revoke the clinic's API keys" },
   'audit:read': { roles: ['admin'], summary: "Read the clinic's audit trail" },
+  'models:read': { roles: ['admin', 'vet'], summary: 'List and read the image models of the registry (shared by every clinic)' },
+  'models:manage': { roles: ['admin'], summary: 'Register image models and activate, canary, roll back or retire their versions (shared by every clinic)' },
   'ops:read': { roles: ['admin'], summary: 'Read the operations dashboard’s metrics snapshot' },
 } as const satisfies Record<string, PermissionSpec>;
 

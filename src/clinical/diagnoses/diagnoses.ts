@@ -5,6 +5,7 @@
  */
 import { newSessionId, uuidv7 } from '../ids.js';
 import { AGENT_VERSIONS, orchestrate, type AgentRegistry } from '../../agents/orchestrator.js';
+import { IMAGING_VERSION, type CaseImage, type ImagingOutput } from '../../agents/imaging.js';
 import type { CaseInput } from '../../agents/types.js';
 import type { KnowledgeBase } from '../../knowledge/load.js';
 import { buildCase, checkCaseFields, checkSpecies, fromObservations, mergeCase, patientFactsFromRecord, requireOnePatient, type CaseFieldsInput, type PatientFacts } from './case-input.js';
@@ -16,9 +17,10 @@ import { NotFoundError, UnprocessableError } from '../errors.js';
 import { NO_DIAGNOSIS_METRICS, type DiagnosisMetrics } from '../metrics.js';
 import { Operations, type Idempotency, type Replayable } from '../operation.js';
 import { requirePermission } from '../access/permissions.js';
-import type { DiagnosisRecord, Page, RequestContext } from '../ports.js';
+import type { DiagnosisRecord, Page, ProvenanceRecord, RequestContext } from '../ports.js';
 import { RecordsService } from '../records/records.js';
 import { SessionMetaCache } from './session-meta-cache.js';
+import { readCaseImages, type CaseImagingDeps } from './case-imaging.js';
 import type { ChainStep, TrackedSessions } from '../sessions.js';
 
 export interface DiagnosisOptions {
@@ -38,6 +40,8 @@ interface Assembled {
   encounterId: string | null;
   /** One per attached image flagged unusable at upload: which media and why (image-quality.ts). */
   mediaWarnings: string[];
+  /** The attached images a model may read (image media not flagged unusable); absent when none. */
+  images?: CaseImage[];
 }
 
 /** An earlier request with the same Idempotency-Key stored this response: nothing more runs. */
@@ -58,6 +62,8 @@ export class DiagnosesService {
     private readonly metrics: DiagnosisMetrics = NO_DIAGNOSIS_METRICS,
     /** L1 of session metadata, shared with consultations (which fill it as they create and read). */
     readonly sessionMeta: SessionMetaCache = new SessionMetaCache(),
+    /** The models, runtime and image bytes of the imaging agent; null: images are not interpreted. */
+    private readonly imaging: CaseImagingDeps | null = null,
   ) {}
 
   get knowledge(): KnowledgeBase {
@@ -79,6 +85,7 @@ export class DiagnosesService {
     let base: ReturnType<typeof fromObservations> = { signs: [], vitals: {}, vitalSources: {}, labs: [] };
     const mediaIds = [...new Set(parts.flatMap((p) => p.mediaIds ?? []))];
     const mediaWarnings: string[] = [];
+    let images: CaseImage[] | undefined;
     const reads = req.patientId !== undefined || req.encounterId !== undefined || mediaIds.length > 0;
     if (reads || idem !== undefined) {
       const draft = reads ? { action: 'read' as const, entityType: 'patient', entityId: req.patientId ?? null, detail: { purpose: 'diagnosis' } } : { ...CREATE_DIAGNOSIS, outcome: 'checked' };
@@ -112,8 +119,10 @@ export class DiagnosesService {
           const media = await RecordsService.live(tx, 'media', id, 'Media').catch((err: unknown) => {
             throw err instanceof NotFoundError ? new UnprocessableError('invalid-reference', `mediaIds: ${id} does not name media of this clinic`, { field: 'mediaIds' }) : err;
           });
-          const warning = unusableImageWarning(id, (media.content as { image?: ImageInfo | null }).image);
+          const content = media.content as { image?: ImageInfo | null; contentType: string; sha256: string };
+          const warning = unusableImageWarning(id, content.image);
           if (warning !== null) mediaWarnings.push(warning);
+          else if (content.contentType.startsWith('image/')) (images ??= []).push({ mediaId: id, sha256: content.sha256 });
         }
         return null;
       });
@@ -123,12 +132,14 @@ export class DiagnosesService {
     // Stored observations are not re-checked: one in a unit the agents cannot convert is kept
     // and reported as not interpreted, like an unknown analyte.
     const merged = mergeCase(base, parts);
-    return {
+    const assembled: Assembled = {
       patientId: req.patientId ?? null,
       encounterId: req.encounterId ?? null,
       input: buildCase(species, facts, merged),
       mediaWarnings,
     };
+    if (images !== undefined) assembled.images = images;
+    return assembled;
   }
 
   /**
@@ -177,7 +188,18 @@ export class DiagnosesService {
     const ttl = this.sessionTtlSeconds;
     const sessionId = consultationId ?? newSessionId();
     const now = new Date().toISOString();
-    const result = await orchestrate(this.registry, assembled.input, { onStep: opts.onStep });
+    const id = uuidv7();
+    let input = assembled.input;
+    let imaging: ImagingOutput | null = null;
+    let inputWarnings = assembled.mediaWarnings;
+    if (assembled.images !== undefined && this.imaging !== null) {
+      // Before the agents: what the models read is case input (the diagnosis id picks canaries).
+      const read = await readCaseImages(this.imaging, ctx.principal.clinicId, assembled.images, id);
+      imaging = read.output;
+      if (read.warnings.length > 0) inputWarnings = [...inputWarnings, ...read.warnings];
+      if (imaging !== null) input = { ...input, imageFindings: imaging.findings, imagesRead: imaging.read };
+    }
+    const result = await orchestrate(this.registry, input, { onStep: opts.onStep });
     this.metrics.agentSteps(result.steps);
     const working = { steps: result.steps, encodedSteps: result.stepJson, messages: result.messages };
     if (consultationId === null) {
@@ -189,7 +211,6 @@ export class DiagnosesService {
     } else if (!(await sessions.write(ctx.principal.clinicId, sessionId, working, ttl))) {
       throw new NotFoundError('Consultation', sessionId);
     }
-    const id = uuidv7();
     const createdAt = new Date();
     const diagnosis = diagnosisReport({
       id,
@@ -198,9 +219,10 @@ export class DiagnosesService {
       patientId: assembled.patientId,
       encounterId: assembled.encounterId,
       sessionId,
-      input: assembled.input,
+      input,
       result,
-      inputWarnings: assembled.mediaWarnings,
+      inputWarnings,
+      ...(imaging === null ? {} : { imaging }),
       kbVersion: this.registry.kb.version,
       sessionStore: sessions.degraded ? 'memory-fallback' : sessions.kind,
     });
@@ -213,16 +235,16 @@ export class DiagnosesService {
         patientId: assembled.patientId,
         encounterId: assembled.encounterId,
         consultationId: sessionId,
-        species: assembled.input.species,
+        species: input.species,
         triageLevel: diagnosis.triage.level,
         topCondition: diagnosis.differentials[0]?.code ?? null,
         kbVersion: this.registry.kb.version,
-        input: assembled.input,
+        input,
         report: diagnosis,
         reportJson,
         createdAt,
       };
-      const provenance = {
+      const provenance: ProvenanceRecord = {
         agents: { ...AGENT_VERSIONS },
         kbVersion: this.registry.kb.version,
         chainDigest: result.chainDigest,
@@ -231,6 +253,10 @@ export class DiagnosesService {
         sessionId,
         recordedAt: createdAt,
       };
+      if (imaging !== null) {
+        provenance.agents.imaging = IMAGING_VERSION;
+        if (imaging.models.length > 0) provenance.models = imaging.models;
+      }
       // Only the evidence the report does not itself carry is stored beside it (the trace derives
       // the rest from the report); the audit event goes in the same statement.
       await tx.insertDiagnosis(record, evidenceBesideReport(result, this.registry.kb), provenance, { ...draft, outcome: draft.outcome ?? 'success' });

@@ -3,6 +3,7 @@
  * conclusions: pure functions of the agents' output and the case, shared by the service and the
  * seed script.
  */
+import { IMAGING_VERSION, type ImageReading, type ImagingOutput } from '../../agents/imaging.js';
 import { AGENT_VERSIONS, type OrchestratorResult } from '../../agents/orchestrator.js';
 import type { CaseInput, Differential, EvidenceRef, FindingEvidence, PlanOutput, TriageOutput } from '../../agents/types.js';
 import type { KnowledgeBase } from '../../knowledge/load.js';
@@ -23,13 +24,15 @@ export interface ReportParts {
   kbVersion: string;
   /** redis, memory, or memory-fallback when Redis was unreachable (the report then says so). */
   sessionStore: string;
+  /** What the imaging agent read, when a model ran on the case's images. */
+  imaging?: ImagingOutput;
 }
 
 /** The report a diagnosis answers with and stores: the agents' outputs and their provenance. */
 export function diagnosisReport(p: ReportParts): Diagnosis {
   const o = p.result.outputs;
   const degraded = p.sessionStore === 'memory-fallback';
-  return {
+  const report: Diagnosis = {
     id: p.id,
     createdAt: p.createdAt,
     patientId: p.patientId,
@@ -43,8 +46,20 @@ export function diagnosisReport(p: ReportParts): Diagnosis {
     plan: o.plan ?? null,
     narrative: o.narrative ?? null,
     warnings: [...p.result.warnings, ...(p.inputWarnings ?? []), ...(degraded ? ['Session tier unreachable: working state kept in this process only'] : [])],
-    provenance: { knowledgeBaseVersion: p.kbVersion, agents: { ...AGENT_VERSIONS }, chainDigest: p.result.chainDigest, requestId: p.requestId, sessionStore: p.sessionStore },
+    provenance: {
+      knowledgeBaseVersion: p.kbVersion,
+      agents: { ...AGENT_VERSIONS },
+      chainDigest: p.result.chainDigest,
+      requestId: p.requestId,
+      sessionStore: p.sessionStore,
+    },
   };
+  // Only on a diagnosis a model read images for (last, so the report of one without is unchanged).
+  if (p.imaging !== undefined) {
+    if (p.imaging.models.length > 0) report.provenance.models = p.imaging.models;
+    report.imaging = { agentVersion: IMAGING_VERSION, readings: p.imaging.readings };
+  }
+  return report;
 }
 
 /** The JSON of `value` when `text` (from the orchestrator) is that JSON, else serialised now. */
@@ -76,7 +91,7 @@ export function diagnosisReportJson(r: Diagnosis, result: OrchestratorResult): s
     `,"findings":${j(r.findings)},"labs":${j(r.labs)}` +
     `,"plan":${reuse(r.plan, r.plan === o.plan, t.plan)}` +
     `,"narrative":${reuse(r.narrative, r.narrative === o.narrative, t.narrative)}` +
-    `,"warnings":${j(r.warnings)},"provenance":${j(r.provenance)}}`
+    `,"warnings":${j(r.warnings)},"provenance":${j(r.provenance)}${r.imaging === undefined ? '' : `,"imaging":${j(r.imaging)}`}}`
   );
 }
 
@@ -87,10 +102,12 @@ export interface ReportEvidenceSource {
   findings: FindingEvidence[];
   triage: TriageOutput;
   plan: PlanOutput | null;
+  /** What models read on the case's images (reports of diagnoses with images a model read). */
+  imaging?: { readings: ImageReading[] };
 }
 
-const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string }) =>
-  Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit }).filter(([, v]) => v !== undefined));
+const detailOf = (s: { text?: string; start?: number; end?: number; value?: unknown; unit?: string; model?: unknown }) =>
+  Object.fromEntries(Object.entries({ text: s.text, start: s.start, end: s.end, value: s.value, unit: s.unit, model: s.model }).filter(([, v]) => v !== undefined));
 
 /**
  * The evidence links the report does not carry itself, stored beside it: a toxin note's exposure
@@ -127,7 +144,10 @@ export function reportEvidence(report: ReportEvidenceSource, mediaIds: readonly 
   }
   const top = report.differentials[0]?.code;
   for (const id of mediaIds) {
-    links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail: { interpreted: false }, weight: null });
+    // An image a model read names each version that read it and what it read it as.
+    const readings = report.imaging?.readings.filter((r) => r.mediaId === id) ?? [];
+    const detail = readings.length === 0 ? { interpreted: false } : { interpreted: true, readBy: readings.map((r) => ({ model: r.model, readAs: r.readAs, findings: r.findings })) };
+    links.push({ conclusionType: 'differential', conclusionCode: top ?? 'none', evidenceKind: 'media', evidenceRef: id, finding: null, detail, weight: null });
   }
   const triage = report.triage;
   for (const reason of triage.reasons) {

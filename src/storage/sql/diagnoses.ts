@@ -45,8 +45,8 @@ export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: 
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      )`,
       `provenance AS (
-       INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence)
-       VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20)
+       INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence, models)
+       VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20, $21)
      )`,
     ],
     params: [
@@ -70,6 +70,7 @@ export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: 
       p.sessionId,
       p.recordedAt,
       encodeEvidence(evidence),
+      p.models === undefined ? null : JSON.stringify(p.models),
     ],
   };
 }
@@ -99,12 +100,13 @@ export async function listDiagnoses(tx: SqlTx, clinicId: string, patientId: stri
 }
 
 export async function diagnosisTrace(tx: SqlTx, clinicId: string, id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null> {
-  const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date; evidence: unknown }>(
-    'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
+  const [p] = await tx.query<{ agents: Record<string, string>; kb_version: string; chain_digest: string; chain: unknown; request_id: string; session_id: string | null; recorded_at: Date; evidence: unknown; models: ProvenanceRecord['models'] | null }>(
+    'SELECT agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence, models FROM diagnosis_provenance WHERE clinic_id = $1 AND diagnosis_id = $2',
     [clinicId, id],
   );
   if (p === undefined) return null;
-  const provenance = { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at };
+  const provenance: ProvenanceRecord = { agents: p.agents, kbVersion: p.kb_version, chainDigest: p.chain_digest, chain: p.chain, requestId: p.request_id, sessionId: p.session_id, recordedAt: p.recorded_at };
+  if (p.models !== null && p.models !== undefined) provenance.models = p.models;
   if (p.evidence !== null) return { provenance, evidence: decodeEvidence(p.evidence), besideReport: true };
   // Written before migration 4: one row per evidence link.
   const rows = await tx.query<{ conclusion_type: EvidenceLink['conclusionType']; conclusion_code: string; evidence_kind: string; evidence_ref: string; finding: string | null; detail: Record<string, unknown>; weight: number | null }>(

@@ -4,6 +4,7 @@ import records from './migrations/0001_records.js';
 import diagnoses from './migrations/0002_diagnoses.js';
 import appRoleMembership from './migrations/0003_app_role_membership.js';
 import compactEvidence from './migrations/0004_compact_evidence.js';
+import models from './migrations/0005_models.js';
 
 export interface Migration {
   version: number;
@@ -17,6 +18,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'diagnoses', sql: diagnoses },
   { version: 3, name: 'app role membership', sql: appRoleMembership },
   { version: 4, name: 'compact evidence', sql: compactEvidence },
+  { version: 5, name: 'model registry', sql: models },
 ];
 
 // Any fixed 64-bit number shared by every instance; it names the migration lock.

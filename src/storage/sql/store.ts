@@ -32,6 +32,7 @@ import { listAuditEvents } from './audit-events.js';
 import { decodeCursor, page } from './cursor.js';
 import * as diagnosisSql from './diagnoses.js';
 import * as idempotencySql from './idempotency.js';
+import { SqlModelRegistryTx } from './models.js';
 import type { SqlExecutor, SqlTx } from './executor.js';
 
 type Columns = Record<string, unknown>;
@@ -104,6 +105,7 @@ export type RecordReadObserver = (hit: boolean) => void;
 
 class SqlClinicalTx implements ClinicalTx {
   private rollbackHooked = false;
+  private registry: SqlModelRegistryTx | undefined;
 
   constructor(
     private readonly tx: SqlTx,
@@ -286,6 +288,10 @@ class SqlClinicalTx implements ClinicalTx {
 
   diagnosisTrace(id: string): Promise<{ evidence: EvidenceLink[]; besideReport: boolean; provenance: ProvenanceRecord } | null> {
     return diagnosisSql.diagnosisTrace(this.tx, this.clinicId, id);
+  }
+
+  get models(): SqlModelRegistryTx {
+    return (this.registry ??= new SqlModelRegistryTx(this.tx));
   }
 
   findIdempotent(key: string): Promise<{ requestHash: string; response: StoredResponse } | null> {
