@@ -152,7 +152,7 @@ export function httpDiagnosesContract(name: string, open: () => Promise<{ db: Sq
         [{ ...GDV, labs: [{ analyte: 'glucose', value: 250 }] }, /labs\[0\]\.unit/],
         [{ ...GDV, labs: [{ analyte: '2160-1', value: 1.2, unit: 'mg/dL' }] }, /labs\[0\]\.analyte/],
         [{ ...GDV, labs: [{ analyte: 'urine_glucose', value: 'lots' }] }, /labs\[0\]\.value/],
-        [{ ...GDV, labs: [{ analyte: 'ALT', value: 40, unit: 'U/L' }, { analyte: '2160-0', value: 274, unit: 'umol/L' }] }, /labs\[1\]\.unit/],
+        [{ ...GDV, labs: [{ analyte: 'ALT', value: 40, unit: 'U/L' }, { analyte: '1742-6', value: 40, unit: 'mg/dL' }] }, /labs\[1\]\.unit/],
         [{ ...GDV, signs: ['not_a_finding'] }, /signs\[0\]/],
         [{ ...GDV, treatments: ['unobtainium'] }, /treatments\[0\]/],
       ];
