@@ -151,6 +151,63 @@ function groupCommitSuite(name: string, make: (batches: number[], queueMax?: num
       assert.equal(verified.ok, true, JSON.stringify(verified));
     });
 
+    it('writes-only diagnoses of one clinic share one statement; a bad one fails alone, clinics stay scoped, the audit chain holds', async () => {
+      h.batches.length = 0;
+      const diagnosis = (id: string, at: Date) => ({
+        record: { id, patientId: null, encounterId: null, consultationId: `cs_${id}`, species: 'dog', triageLevel: 'routine', topCondition: null, kbVersion: 'test', input: { n: id }, report: { id }, createdAt: at },
+        evidence: [{ conclusionType: 'triage' as const, conclusionCode: 'routine', evidenceKind: 'vital', evidenceRef: 'heartRate', finding: null, detail: {}, weight: null }],
+        provenance: { agents: { intake: 'test' }, kbVersion: 'test', chainDigest: 'd'.repeat(64), chain: [], requestId: `req-${id}`, sessionId: `cs_${id}`, recordedAt: at },
+      });
+      const taken = uuidv7();
+      const first = diagnosis(taken, new Date());
+      await store.inClinic(a, (tx) => tx.insertDiagnosis(first.record, first.evidence, first.provenance, { action: 'create', entityType: 'diagnosis', entityId: taken, outcome: 'success' }), { writesOnly: true });
+      // a a a b b a a a(taken again: 23505) a a(domain refusal after its write) a
+      const plan: Array<{ ctx: RequestContext; id: string; refuse?: true }> = [];
+      const clinics = [a, a, a, b, b, a, a, a, a, a, a];
+      clinics.forEach((ctx, i) => plan.push({ ctx, id: i === 7 ? taken : uuidv7(), ...(i === 9 ? { refuse: true as const } : {}) }));
+      const results = await batched(
+        plan.map((p) => () =>
+          store.inClinic(
+            p.ctx,
+            async (tx) => {
+              const d = diagnosis(p.id, new Date());
+              await tx.insertDiagnosis(d.record, d.evidence, d.provenance, { action: 'create', entityType: 'diagnosis', entityId: p.id, outcome: 'success' });
+              if (p.refuse) throw new NotFoundError('Thing', p.id);
+              return p.id;
+            },
+            { writesOnly: true },
+          ),
+        ),
+      );
+      assert.ok(Math.max(...h.batches) >= plan.length, `batch sizes ${h.batches.join(',')}`);
+      results.forEach((r, i) => {
+        if (i === 7) assert.match(String(((r as PromiseRejectedResult).reason as { code?: string }).code), /23505/, 'the duplicate fails with its own error');
+        else if (i === 9) assert.ok((r as PromiseRejectedResult).reason instanceof NotFoundError, 'the refusal fails with its own error');
+        else assert.equal(r.status, 'fulfilled', `unit ${i}: ${String((r as PromiseRejectedResult).reason)}`);
+      });
+      const ids = plan.map((p) => p.id);
+      const rows = await h.db.query<{ id: string; clinic_id: string; cmin: string }>('SELECT id, clinic_id, cmin::text AS cmin FROM diagnoses WHERE id = ANY($1::uuid[])', [ids]);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      plan.forEach((p, i) => {
+        if (i === 7) return;
+        assert.equal(byId.has(p.id), i !== 9, `diagnosis of unit ${i}`);
+        if (i !== 9) assert.equal(byId.get(p.id)!.clinic_id, p.ctx.principal.clinicId, `unit ${i} stored under its own clinic`);
+      });
+      // Units 0-2 (clinic A) and 3-4 (clinic B) went as one statement each: one command id per run.
+      assert.equal(new Set(ids.slice(0, 3).map((id) => byId.get(id)!.cmin)).size, 1, 'units 0-2 shared a statement');
+      assert.equal(new Set(ids.slice(3, 5).map((id) => byId.get(id)!.cmin)).size, 1, 'units 3-4 shared a statement');
+      assert.notEqual(byId.get(ids[0]!)!.cmin, byId.get(ids[3]!)!.cmin, 'a change of clinic starts a new statement');
+      const provenance = await h.db.query<{ diagnosis_id: string }>('SELECT diagnosis_id FROM diagnosis_provenance WHERE diagnosis_id = ANY($1::uuid[])', [ids]);
+      assert.equal(provenance.length, plan.length - 2 + 1, 'provenance beside every stored diagnosis (and the first, taken id)');
+      const audited = await h.db.query<{ entity_id: string }>("SELECT entity_id FROM audit_events WHERE entity_type = 'diagnosis' AND entity_id = ANY($1)", [ids]);
+      assert.equal(audited.filter((e) => e.entity_id !== taken).length, plan.length - 2, 'one audit event per stored diagnosis');
+      const verified = await store.verifyAudit();
+      assert.equal(verified.ok, true, JSON.stringify(verified));
+      // A writes-only transaction that queries is a bug, refused (inside a batch; alone it runs as any).
+      const refused = await batched([() => h.db.transaction((tx) => tx.query('SELECT 1'), { clinicId: a.principal.clinicId, writesOnly: true }), () => h.db.transaction((tx) => tx.query('SELECT 1'), { clinicId: a.principal.clinicId, writesOnly: true })]);
+      assert.ok(refused.every((r) => r.status === 'rejected' && /writes-only/.test(String(r.reason))));
+    });
+
     it('coalesces reads of one record within a shared commit, never across a write or a rollback', async () => {
       const reads: boolean[] = [];
       const coalescing = new SqlClinicalStore(h.db, 'coalesce-test', (hit) => reads.push(hit));

@@ -45,8 +45,11 @@ export class Operations {
     return { ...previous.response, replayed: true };
   }
 
-  /** Runs fn in one transaction with its audit event; refusals are audited after rollback. */
-  async run<T>(ctx: RequestContext, draft: AuditDraft, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn in one transaction with its audit event; refusals are audited after rollback.
+   * `writesOnly`: fn only writes, its audit event with them (see ClinicalStore.inClinic).
+   */
+  async run<T>(ctx: RequestContext, draft: AuditDraft, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<T>, opts: { writesOnly?: boolean } = {}): Promise<T> {
     try {
       return await this.store.inClinic(ctx, async (tx) => {
         const result = await fn(tx, draft);
@@ -55,7 +58,7 @@ export class Operations {
           await tx.audit({ ...entry, outcome: draft.outcome ?? 'success' });
         }
         return result;
-      });
+      }, opts);
     } catch (err) {
       if (err instanceof DomainError) {
         await this.store
@@ -69,10 +72,11 @@ export class Operations {
   /**
    * A create with optional idempotency: a retry with the same key and request returns the
    * stored response and writes nothing but its audit event; a different request under the same
-   * key is refused with 422.
+   * key is refused with 422. `writesOnly` (fn only writes, with its audit event): without a key,
+   * the transaction may share its statement with others' (with one, it reads the key first).
    */
-  async create(ctx: RequestContext, draft: AuditDraft, idem: Idempotency | undefined, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<StoredResponse>): Promise<Replayable> {
-    if (idem === undefined) return this.run(ctx, draft, fn);
+  async create(ctx: RequestContext, draft: AuditDraft, idem: Idempotency | undefined, fn: (tx: ClinicalTx, draft: AuditDraft) => Promise<StoredResponse>, opts: { writesOnly?: boolean } = {}): Promise<Replayable> {
+    if (idem === undefined) return this.run(ctx, draft, fn, opts);
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.run(ctx, draft, async (tx, d) => {

@@ -193,7 +193,11 @@ export interface AuditVerification {
 
 export interface ClinicalStore {
   readonly kind: 'postgres' | 'pglite';
-  inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>): Promise<T>;
+  /**
+   * One transaction in the caller's clinic. `writesOnly`: fn only writes diagnoses (no read, no
+   * other write), so the store may send its writes in one statement with other transactions'.
+   */
+  inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>, opts?: { writesOnly?: boolean }): Promise<T>;
   findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null>;
   /** The live (not revoked) keys among these hashes, by hex hash: one query for many. */
   findPrincipalsByKeyHashes(keyHashes: Buffer[]): Promise<Map<string, Principal>>;

@@ -262,7 +262,8 @@ export class DiagnosesService {
       await tx.insertDiagnosis(record, evidenceBesideReport(result, this.registry.kb), provenance, { ...draft, outcome: draft.outcome ?? 'success' });
       draft.skipAudit = true;
       return { status: 201, body: diagnosis, bodyJson: reportJson, location: `/v1/diagnoses/${id}` };
-    });
+      // Nothing but that write: diagnoses committed together send their rows in one statement.
+    }, { writesOnly: true });
     // A replay returns the first request's report; only a new commit changes the triage mix.
     if (response.replayed !== true) this.metrics.diagnosisRecorded(diagnosis.triage.level);
     return { response, sessionDegraded: sessions.degraded };

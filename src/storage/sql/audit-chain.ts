@@ -54,6 +54,36 @@ export function eventHash(prevHash: string, e: AuditRow): string {
   return hash('sha256', `${prevHash}\n${body}`, 'hex');
 }
 
+/** audit_events' columns, in the order of AuditEvent.values. */
+export const AUDIT_EVENT_COLUMNS = 'chain_id, seq, id, occurred_at, clinic_id, principal_id, role, action, entity_type, entity_id, outcome, request_id, source_ip, detail, prev_hash, hash';
+
+/** An event ready to insert: its row values (AUDIT_EVENT_COLUMNS order) and its writer. */
+export interface AuditEvent {
+  values: unknown[];
+  writer: string;
+}
+
+/**
+ * Events of one transaction (one chain, in chain order) as data-modifying CTEs for a statement:
+ * the chain head upserted once, to the last event, and every event inserted. `param` adds a
+ * value to the statement's parameters and returns its placeholder.
+ */
+export function auditCtes(events: readonly AuditEvent[], param: (value: unknown) => string): string[] {
+  const first = events[0]!.values;
+  const last = events[events.length - 1]!.values;
+  const rows = events.map((e) => `(${e.values.map(param).join(', ')})`);
+  return [
+    `chain AS (
+       INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
+       VALUES (${param(last[0])}, ${param(events[0]!.writer)}, ${param(first[3])}, ${param(last[1])}, ${param(last[15])})
+       ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
+     )`,
+    `events AS (
+       INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS}) VALUES ${rows.join(', ')}
+     )`,
+  ];
+}
+
 /** Events per chain before its connection starts a new one (see the header). */
 export const CHAIN_LENGTH = 5_000;
 
@@ -94,6 +124,29 @@ export class AuditWriter {
    * and its audit event.
    */
   async appendWith(tx: SqlTx, ctx: RequestContext, entry: AuditEntry, writes: { ctes: string[]; params: unknown[] }): Promise<void> {
+    const event = this.event(tx, ctx, entry);
+    const n = writes.params.length;
+    const $ = (i: number) => `$${n + i}`;
+    // One round trip: upsert the chain head and insert the event (after the caller's writes).
+    await tx.query(
+      `WITH ${writes.ctes.map((c) => `${c}, `).join('')}chain AS (
+         INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
+         VALUES (${$(1)}, ${$(17)}, ${$(4)}, ${$(2)}, ${$(16)})
+         ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
+         RETURNING chain_id
+       )
+       INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS})
+       SELECT chain_id, ${AUDIT_EVENT_COLUMNS.split(', ').slice(1).map((_, i) => $(i + 2)).join(', ')} FROM chain`,
+      [...writes.params, ...event.values, this.writer],
+    );
+  }
+
+  /**
+   * The next event of this transaction's chain as row values (AUDIT_EVENT_COLUMNS order), for a
+   * statement the caller sends (auditSql): the chain head moves on now, and back if the unit is
+   * undone, so several units' events may go in one statement in the order they were made.
+   */
+  event(tx: SqlTx, ctx: RequestContext, entry: AuditEntry): AuditEvent {
     // A transaction stays on one chain; a new one starts only between transactions.
     let head = this.pending.get(tx.txn);
     if (head === undefined) {
@@ -119,40 +172,6 @@ export class AuditWriter {
     };
     const prevHash = head?.hash ?? GENESIS;
     const hash = eventHash(prevHash, row);
-    const n = writes.params.length;
-    const $ = (i: number) => `$${n + i}`;
-    // One round trip: upsert the chain head and insert the event (after the caller's writes).
-    await tx.query(
-      `WITH ${writes.ctes.map((c) => `${c}, `).join('')}chain AS (
-         INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
-         VALUES (${$(1)}, ${$(15)}, ${$(4)}, ${$(2)}, ${$(14)})
-         ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
-         RETURNING chain_id
-       )
-       INSERT INTO audit_events (chain_id, seq, id, occurred_at, clinic_id, principal_id, role, action, entity_type, entity_id, outcome, request_id, source_ip, detail, prev_hash, hash)
-       SELECT chain_id, ${[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 14].map($).join(', ')} FROM chain`,
-      [
-        ...writes.params,
-        row.chainId,
-        row.seq,
-        row.id,
-        row.occurredAt,
-        row.clinicId,
-        row.principalId,
-        row.role,
-        row.action,
-        row.entityType,
-        row.entityId,
-        row.outcome,
-        row.requestId,
-        row.sourceIp,
-        hash,
-        this.writer,
-        row.detail === null ? null : JSON.stringify(row.detail),
-        prevHash,
-      ],
-    );
-    const next = { chainId, seq: row.seq, hash };
     if (!this.hooked.has(tx)) {
       this.hooked.add(tx);
       // Undoing this unit (its savepoint) takes the head back to where the unit found it.
@@ -170,7 +189,11 @@ export class AuditWriter {
         }
       });
     }
-    this.pending.set(tx.txn, next);
+    this.pending.set(tx.txn, { chainId, seq: row.seq, hash });
+    return {
+      values: [row.chainId, row.seq, row.id, row.occurredAt, row.clinicId, row.principalId, row.role, row.action, row.entityType, row.entityId, row.outcome, row.requestId, row.sourceIp, row.detail === null ? null : JSON.stringify(row.detail), prevHash, hash],
+      writer: this.writer,
+    };
   }
 
   /**

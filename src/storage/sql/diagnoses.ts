@@ -2,7 +2,8 @@
 import type { DiagnosisRecord, EvidenceLink, Page, ProvenanceRecord } from '../../clinical/ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { decodeEvidence, encodeEvidence } from './evidence-codec.js';
-import type { SqlTx } from './executor.js';
+import { auditCtes, type AuditEvent } from './audit-chain.js';
+import type { SharedWrite, SqlTx } from './executor.js';
 
 interface DiagnosisRow {
   id: string;
@@ -32,24 +33,41 @@ const toDiagnosis = (r: DiagnosisRow): DiagnosisRecord => ({
   createdAt: r.created_at,
 });
 
+const REPORT_COLUMNS = 'clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at';
+const PROVENANCE_COLUMNS = 'clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence, models';
+
+/** One diagnosis's rows and its audit event: a write several diagnoses of a batch send as one statement. */
+export interface DiagnosisWrite extends SharedWrite {
+  report: unknown[];
+  provenance: unknown[];
+  event: AuditEvent | null;
+}
+
 /**
- * The report and its provenance with the evidence, as data-modifying CTEs for one statement
- * (the audit event joins them: see AuditWriter.appendWith). The foreign key from provenance to
- * the report is checked at the end of the statement, when the report row exists.
+ * The statement for diagnoses written together (one, or several units of a group commit): the
+ * reports, their provenance with the evidence and their audit events as multi-row inserts in
+ * data-modifying CTEs, the audit chain head upserted once. The foreign key from provenance to
+ * the report is checked at the end of the statement, when the report rows exist.
  */
-export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): { ctes: string[]; params: unknown[] } {
+function diagnosisStatement(shared: readonly SharedWrite[]): { text: string; params: unknown[] } {
+  const writes = shared as readonly DiagnosisWrite[];
+  const params: unknown[] = [];
+  const param = (v: unknown) => `$${params.push(v)}`;
+  const rows = (values: unknown[]) => `(${values.map(param).join(', ')})`;
+  const ctes = [
+    `report AS (INSERT INTO diagnoses (${REPORT_COLUMNS}) VALUES ${writes.map((w) => rows(w.report)).join(', ')})`,
+    `provenance AS (INSERT INTO diagnosis_provenance (${PROVENANCE_COLUMNS}) VALUES ${writes.map((w) => rows(w.provenance)).join(', ')})`,
+  ];
+  const events = writes.flatMap((w) => (w.event === null ? [] : [w.event]));
+  if (events.length > 0) ctes.push(...auditCtes(events, param));
+  return { text: `WITH ${ctes.join(', ')} SELECT 1`, params };
+}
+
+/** The report, its provenance with the evidence and (given) its audit event, as one write. */
+export function diagnosisWrite(clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord, event: AuditEvent | null): DiagnosisWrite {
   return {
-    ctes: [
-      `report AS (
-       INSERT INTO diagnoses (clinic_id, id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-     )`,
-      `provenance AS (
-       INSERT INTO diagnosis_provenance (clinic_id, diagnosis_id, agents, kb_version, chain_digest, chain, request_id, session_id, recorded_at, evidence, models)
-       VALUES ($1, $2, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-     )`,
-    ],
-    params: [
+    statement: diagnosisStatement,
+    report: [
       clinicId,
       d.id,
       d.patientId,
@@ -62,6 +80,10 @@ export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: 
       JSON.stringify(d.input),
       d.reportJson ?? JSON.stringify(d.report),
       d.createdAt,
+    ],
+    provenance: [
+      clinicId,
+      d.id,
       JSON.stringify(p.agents),
       p.kbVersion,
       p.chainDigest,
@@ -72,13 +94,13 @@ export function diagnosisWrites(clinicId: string, d: DiagnosisRecord, evidence: 
       encodeEvidence(evidence),
       p.models === undefined ? null : JSON.stringify(p.models),
     ],
+    event,
   };
 }
 
-/** The same writes without an audit event, in one statement. */
-export async function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
-  const { ctes, params } = diagnosisWrites(clinicId, d, evidence, p);
-  await tx.query(`WITH ${ctes.join(', ')} SELECT 1`, params);
+/** The same writes without an audit event. */
+export function insertDiagnosis(tx: SqlTx, clinicId: string, d: DiagnosisRecord, evidence: EvidenceLink[], p: ProvenanceRecord): Promise<void> {
+  return tx.write(diagnosisWrite(clinicId, d, evidence, p, null));
 }
 
 const COLUMNS = 'id, patient_id, encounter_id, consultation_id, species, triage_level, top_condition, kb_version, input, report, created_at';

@@ -22,11 +22,36 @@ export interface SqlTx {
   onCommit(fn: () => void): void;
   /** Runs when this unit's work is undone (its savepoint or the whole transaction rolled back). */
   onRollback(fn: () => void): void;
+  /**
+   * A write that answers nothing. Sent at once, unless the unit was started with `writesOnly`
+   * inside a group-commit batch: then it is held, and the writes of the batch's units of the same
+   * clinic go as ONE statement built by their shared `statement` (see group-commit.ts).
+   */
+  write(w: SharedWrite): Promise<void>;
+}
+
+/**
+ * A write that several units may send as one statement: `statement` receives this write and
+ * those of the same kind from the units after it in a batch, in order, and returns one statement
+ * that does all of them (multi-row VALUES). Writes merge when their `statement` is the same function.
+ */
+export interface SharedWrite {
+  readonly statement: (writes: readonly SharedWrite[]) => { text: string; params: unknown[] };
+}
+
+/** The statement for one write alone. */
+export function statementOf(w: SharedWrite): { text: string; params: unknown[] } {
+  return w.statement([w]);
 }
 
 export interface TxOptions {
   /** Run under row-level security for this clinic. */
   clinicId?: string;
+  /**
+   * The transaction only writes, through SqlTx.write (a query or exec in it is a bug and fails):
+   * group commit may then send its writes in one statement with other units' of the same clinic.
+   */
+  writesOnly?: boolean;
 }
 
 /** The group-commit queue of an executor, as the metrics see it. */
@@ -83,20 +108,35 @@ export class TxCallbacks {
   }
 }
 
-/** Wraps a driver connection as a SqlTx whose callbacks go to `callbacks`. */
+/**
+ * Wraps a driver connection as a SqlTx whose callbacks go to `callbacks`. With `held`, the unit
+ * is writes-only: its writes are collected there for a shared statement and a query fails.
+ */
 export function sqlTx(
   conn: { query<R>(text: string, params?: readonly unknown[]): Promise<R[]>; exec(sql: string): Promise<void> },
   connection: object,
   txn: object | undefined,
   callbacks: TxCallbacks,
+  held?: SharedWrite[],
 ): SqlTx {
+  const refuse = () => Promise.reject(new Error('a writes-only transaction may only write (SqlTx.write)'));
   const tx: SqlTx = {
     connection,
     get txn() {
       return txn ?? tx;
     },
-    query: (text, params) => conn.query(text, params),
-    exec: (sql) => conn.exec(sql),
+    query: held === undefined ? (text, params) => conn.query(text, params) : refuse,
+    exec: held === undefined ? (sql) => conn.exec(sql) : refuse,
+    write:
+      held === undefined
+        ? async (w) => {
+            const { text, params } = statementOf(w);
+            await conn.query(text, params);
+          }
+        : (w) => {
+            held.push(w);
+            return Promise.resolve();
+          },
     onCommit: (fn) => callbacks.onCommit(fn),
     onRollback: (fn) => callbacks.onRollback(fn),
   };

@@ -9,7 +9,12 @@
  *   others go on and commit;
  * - a unit is resolved only after the COMMIT that holds its writes succeeded; if the COMMIT
  *   (or the connection) fails, every unit of the batch is rejected and nothing was written;
- * - a unit that hit a deadlock or serialization failure is run once more, in a later batch.
+ * - a unit that hit a deadlock or serialization failure is run once more, in a later batch;
+ * - units started `writesOnly` (they only call SqlTx.write, as a diagnosis does) that follow each
+ *   other in a batch for the same clinic share one savepoint, one tenant scope and ONE statement
+ *   for their writes (multi-row, see SharedWrite): one round trip and one plan for all of them.
+ *   If that statement fails, each of them is run again alone in a later batch (as it would have
+ *   been without sharing), so one bad unit never fails the others.
  *
  * Under light load a batch holds one unit and runs at once: batching adds no waiting, it only
  * uses the queueing that saturation causes anyway. The queue is bounded: past maxQueue a new
@@ -18,7 +23,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { OverloadedError } from '../../clinical/errors.js';
 import { bindToActiveContext, withSpan } from '../../observability/tracing.js';
-import { scopeSql, sqlTx, TxCallbacks, type SqlTx, type TxOptions } from './executor.js';
+import { scopeSql, sqlTx, TxCallbacks, type SharedWrite, type SqlTx, type TxOptions } from './executor.js';
 
 /** A connection inside an open batch transaction. */
 export interface BatchConnection {
@@ -66,6 +71,12 @@ interface Unit {
   reject: (err: unknown) => void;
   callbacks: TxCallbacks;
   attempts: number;
+  /** Only writes (TxOptions.writesOnly): may share a statement with its neighbours. */
+  writesOnly: boolean;
+  /** Its shared statement failed once: it runs alone now, its writes sent as it makes them. */
+  alone: boolean;
+  /** Writes held for the shared statement. */
+  writes: SharedWrite[];
   state: 'pending' | 'kept' | 'failed' | 'retry';
   result?: unknown;
   error?: unknown;
@@ -95,12 +106,12 @@ export class GroupCommit {
     return this.active;
   }
 
-  run<T>(clinicId: string, fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+  run<T>(clinicId: string, fn: (tx: SqlTx) => Promise<T>, writesOnly = false): Promise<T> {
     if (this.queue.length >= this.opts.maxQueue) {
       return Promise.reject(new OverloadedError(`Too many transactions are waiting for the database (${this.queue.length}); retry shortly`, 'db_queue'));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ clinicId, fn, resolve: resolve as (v: unknown) => void, reject, callbacks: new TxCallbacks(), attempts: 0, state: 'pending' });
+      this.queue.push({ clinicId, fn, resolve: resolve as (v: unknown) => void, reject, callbacks: new TxCallbacks(), attempts: 0, writesOnly, alone: false, writes: [], state: 'pending' });
       this.pump();
     });
   }
@@ -133,7 +144,50 @@ export class GroupCommit {
           return;
         }
         let release = false;
+        // Writes-only units of one clinic, run and waiting for their shared statement.
+        let group: Unit[] = [];
+        const flush = async (): Promise<void> => {
+          if (group.length === 0) return;
+          const units = group;
+          group = [];
+          if (release) conn.lead('RELEASE SAVEPOINT unit');
+          conn.lead('SAVEPOINT unit');
+          conn.lead(scopeSql(units[0]!.clinicId));
+          try {
+            for (const { text, params } of sharedStatements(units.flatMap((u) => u.writes))) await conn.query(text, params);
+            for (const unit of units) unit.state = 'kept';
+            release = true;
+          } catch (err) {
+            if (this.opts.isFatal(err)) throw err;
+            await conn.exec('ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit');
+            release = false;
+            // Undone latest first, as each unit's callbacks restore what the unit found.
+            for (let i = units.length - 1; i >= 0; i--) units[i]!.callbacks.rolledBack();
+            if (units.length === 1) this.failed(units[0]!, err);
+            else {
+              // Which of them failed is unknown: each runs again alone (no attempt used up).
+              for (const unit of units) {
+                unit.state = 'retry';
+                unit.alone = true;
+              }
+            }
+          }
+        };
         for (const unit of batch) {
+          if (unit.writesOnly && !unit.alone) {
+            if (group.length > 0 && group[0]!.clinicId !== unit.clinicId) await flush();
+            try {
+              unit.result = await unit.fn(sqlTx(conn, conn.identity, txn, unit.callbacks, unit.writes));
+              group.push(unit);
+            } catch (err) {
+              // It sent nothing: dropping its writes undoes it.
+              unit.writes.length = 0;
+              unit.callbacks.rolledBack();
+              this.failed(unit, err);
+            }
+            continue;
+          }
+          await flush();
           if (release) conn.lead('RELEASE SAVEPOINT unit');
           conn.lead('SAVEPOINT unit');
           conn.lead(scopeSql(unit.clinicId));
@@ -150,6 +204,7 @@ export class GroupCommit {
             this.failed(unit, err);
           }
         }
+        await flush();
       });
     } catch (err) {
       // Nothing of this batch was committed.
@@ -171,6 +226,7 @@ export class GroupCommit {
       else if (unit.state === 'retry') {
         unit.state = 'pending';
         unit.callbacks = new TxCallbacks();
+        unit.writes = [];
         this.queue.unshift(unit);
       }
     }
@@ -187,6 +243,21 @@ export class GroupCommit {
   }
 }
 
+/** Held writes as statements: each run of consecutive writes of one kind becomes one. */
+function sharedStatements(writes: readonly SharedWrite[]): Array<{ text: string; params: unknown[] }> {
+  const out: Array<{ text: string; params: unknown[] }> = [];
+  let run: SharedWrite[] = [];
+  for (const w of writes) {
+    if (run.length > 0 && run[0]!.statement !== w.statement) {
+      out.push(run[0]!.statement(run));
+      run = [];
+    }
+    run.push(w);
+  }
+  if (run.length > 0) out.push(run[0]!.statement(run));
+  return out;
+}
+
 /** PostgreSQL SQLSTATEs after which the same work may succeed if run again. */
 export function isRetryableSqlError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
@@ -200,7 +271,7 @@ export function isRetryableSqlError(err: unknown): boolean {
  */
 export async function runTransaction<T>(runner: BatchRunner, group: GroupCommit, span: Attributes, fn: (tx: SqlTx) => Promise<T>, opts: TxOptions): Promise<T> {
   const traced = bindToActiveContext((tx: SqlTx) => withSpan(opts.clinicId === undefined ? 'db system transaction' : 'db transaction', span, () => fn(tx)));
-  if (opts.clinicId !== undefined) return group.run(opts.clinicId, traced);
+  if (opts.clinicId !== undefined) return group.run(opts.clinicId, traced, opts.writesOnly === true);
   const callbacks = new TxCallbacks();
   let result: T;
   try {

@@ -275,7 +275,7 @@ class SqlClinicalTx implements ClinicalTx {
 
   insertDiagnosis(d: DiagnosisRecord, evidence: EvidenceLink[], provenance: ProvenanceRecord, audit?: AuditEntry): Promise<void> {
     if (audit === undefined) return diagnosisSql.insertDiagnosis(this.tx, this.clinicId, d, evidence, provenance);
-    return this.auditWriter.appendWith(this.tx, this.ctx, audit, diagnosisSql.diagnosisWrites(this.clinicId, d, evidence, provenance));
+    return this.tx.write(diagnosisSql.diagnosisWrite(this.clinicId, d, evidence, provenance, this.auditWriter.event(this.tx, this.ctx, audit)));
   }
 
   getDiagnosis(id: string): Promise<DiagnosisRecord | null> {
@@ -320,8 +320,8 @@ export class SqlClinicalStore implements ClinicalStore {
     return this.db.kind;
   }
 
-  inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new SqlClinicalTx(tx, ctx, this.auditWriter, this.onRecordRead)), { clinicId: ctx.principal.clinicId });
+  inClinic<T>(ctx: RequestContext, fn: (tx: ClinicalTx) => Promise<T>, opts: { writesOnly?: boolean } = {}): Promise<T> {
+    return this.db.transaction((tx) => fn(new SqlClinicalTx(tx, ctx, this.auditWriter, this.onRecordRead)), { clinicId: ctx.principal.clinicId, writesOnly: opts.writesOnly === true });
   }
 
   findPrincipalByKeyHash(keyHash: Buffer): Promise<Principal | null> {
