@@ -1,16 +1,17 @@
 /**
- * npm run eval [-- --file <vignettes.json>] [--verbose]
+ * npm run eval [-- --file <vignettes.json>] [--verbose | --summary]
  *
  * Scores the diagnostic agents on a set of vignettes (default test/vignettes/vignettes.json, the
  * tuned set; any file in the same format, e.g. a holdout). Prints the figures and every case
  * missed at top-3, triaged differently from what was expected, or refused; --verbose lists every
- * case.
+ * case; --summary prints the figures alone (score a holdout without reading its misses, so that
+ * nobody tunes on it by accident).
  */
 import { parseArgs } from 'node:util';
 import { evaluate, loadVignettes, type VignetteResult } from '../test/vignettes/evaluate.js';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 
-const { values } = parseArgs({ options: { file: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { file: { type: 'string' }, verbose: { type: 'boolean', default: false }, summary: { type: 'boolean', default: false } } });
 const e = await evaluate(loadKnowledgeBase(), values.file === undefined ? loadVignettes() : loadVignettes(values.file));
 
 const line = (r: VignetteResult) => {
@@ -19,7 +20,7 @@ const line = (r: VignetteResult) => {
   const got = r.refused !== undefined ? `refused: ${r.refused}` : `${r.top.map((t) => `${t.code} ${Math.round(t.probability * 100)}%`).join(', ')} / ${r.triage}`;
   return `${mark} ${r.id.padEnd(28)} expected ${expected}; got ${got}`;
 };
-const shown = values.verbose ? e.results : e.results.filter((r) => !r.top3 || !r.triageCorrect);
+const shown = values.summary ? [] : values.verbose ? e.results : e.results.filter((r) => !r.top3 || !r.triageCorrect);
 if (shown.length > 0) {
   console.log(values.verbose ? 'every case:' : 'missed at top-3, triaged otherwise, or refused:');
   for (const r of shown) console.log(line(r));
