@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ImagingModel } from '../src/agents/imaging.js';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { readCaseImages, type CaseImagingDeps } from '../src/clinical/diagnoses/case-imaging.js';
 import { ImageTensorCache } from '../src/clinical/diagnoses/image-tensor-cache.js';
 import { uuidv7 } from '../src/clinical/ids.js';
@@ -29,6 +30,15 @@ const tensor = (spec: ImageInputSpec = SPEC, fill = 0.5): Tensor => ({ name: spe
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ImageTensorCache', () => {
+  it('is sized by AGENTICPET_IMAGE_TENSOR_CACHE_MB: 64 MiB by default, 0 keeps none, a bad value names the variable', () => {
+    assert.equal(loadConfig({}).imageTensorCacheBytes, 64 * 1024 * 1024);
+    assert.equal(loadConfig({ AGENTICPET_IMAGE_TENSOR_CACHE_MB: '0' }).imageTensorCacheBytes, 0);
+    assert.equal(loadConfig({ AGENTICPET_IMAGE_TENSOR_CACHE_MB: '256' }).imageTensorCacheBytes, 256 * 1024 * 1024);
+    for (const bad of ['-1', '1.5', 'lots', '16385']) {
+      assert.throws(() => loadConfig({ AGENTICPET_IMAGE_TENSOR_CACHE_MB: bad }), (e: unknown) => e instanceof ConfigError && e.variable === 'AGENTICPET_IMAGE_TENSOR_CACHE_MB');
+    }
+  });
+
   it('keys by clinic, hash and every field that shapes the tensor; maxBatch shapes none', async () => {
     const cache = new ImageTensorCache({ maxBytes: 1024 * 1024 });
     let made = 0;
