@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { AgentRegistry } from './agents/orchestrator.js';
 import { ConsultationsService } from './clinical/diagnoses/consultations.js';
 import { DiagnosesService } from './clinical/diagnoses/diagnoses.js';
+import { ImageTensorCache } from './clinical/diagnoses/image-tensor-cache.js';
 import { SessionMetaCache } from './clinical/diagnoses/session-meta-cache.js';
 import type { TrackedSessions } from './clinical/sessions.js';
 import { AccessService, type RevocationBus } from './clinical/access/access.js';
@@ -185,7 +186,9 @@ export async function buildRuntime(config: Config, db: SqlExecutor, logger: Logg
   // are decoded and normalised by the same sharp decoder that checks them at upload.
   const modelRuntime = opts.modelRuntime ?? openModelRuntime(config);
   const imageDecoder = new SharpImageDecoder();
-  const imaging = { serving, runtime: modelRuntime, preprocessor: opts.imagePreprocessor ?? imageDecoder, blobs, budgetMs: config.imagingBudgetMs };
+  // Prepared images are cached per clinic, image and input spec (image-tensor-cache.ts).
+  const tensors = new ImageTensorCache({ maxBytes: config.imageTensorCacheBytes, metrics: observed.cache });
+  const imaging = { serving, runtime: modelRuntime, preprocessor: opts.imagePreprocessor ?? imageDecoder, blobs, tensors, budgetMs: config.imagingBudgetMs };
   const diagnoses = new DiagnosesService(ops, agents, sessions.perRequest, config.sessionTtlSeconds, observed.diagnoses, new SessionMetaCache({ metrics: observed.cache }), imaging);
   const app = await buildHttpApp(
     {

@@ -34,6 +34,11 @@ export interface Config {
   agentBudgetMs: number;
   /** Time budget of the imaging agent (every model on every image of one diagnosis), milliseconds. */
   imagingBudgetMs: number;
+  /**
+   * Bytes of prepared model-input tensors (decoded, resized, normalised images) each process keeps
+   * in its LRU cache (AGENTICPET_IMAGE_TENSOR_CACHE_MB); 0 keeps none.
+   */
+  imageTensorCacheBytes: number;
   /** How long the registry's serving set is cached in process at most (changes also invalidate it at once). */
   modelCacheTtlMs: number;
   /** Clinics whose admins may change the (shared) model registry; undefined: any clinic's admin. */
@@ -318,6 +323,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     knowledgeDir: optional(env, 'AGENTICPET_KNOWLEDGE_DIR'),
     agentBudgetMs: integer(env, 'AGENTICPET_AGENT_BUDGET_MS', 250, 1, 60_000),
     imagingBudgetMs: integer(env, 'AGENTICPET_IMAGING_BUDGET_MS', 300, 1, 60_000),
+    // 64 MiB per process holds ~1,300 images at the image-kind model's 64 x 64 x 3 (48 KiB each),
+    // ~100 at a 224 x 224 x 3 input (588 KiB): 6 % of the smallest API task's 1 GiB (infra/lib/config.ts).
+    imageTensorCacheBytes: integer(env, 'AGENTICPET_IMAGE_TENSOR_CACHE_MB', 64, 0, 16_384) * 1024 * 1024,
     modelCacheTtlMs: integer(env, 'AGENTICPET_MODEL_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     modelAdminClinics: modelAdminClinics(env),
     llm:

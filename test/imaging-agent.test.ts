@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runImaging, type ImagingModel } from '../src/agents/imaging.js';
+import { ImageBytesUnavailable, runImaging, type ImagingModel, type ImagingPorts } from '../src/agents/imaging.js';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
 import type { CaseInput } from '../src/agents/types.js';
 import { DiagnosesService } from '../src/clinical/diagnoses/diagnoses.js';
+import { ImageTensorCache } from '../src/clinical/diagnoses/image-tensor-cache.js';
 import { uuidv7 } from '../src/clinical/ids.js';
 import { chooseVersions, ServingModels, unitHash } from '../src/clinical/models/serving.js';
 import { Operations } from '../src/clinical/operation.js';
@@ -41,10 +42,12 @@ function model(over: Partial<ImagingModel> = {}): ImagingModel {
 
 const images = [Buffer.from('image one'), Buffer.from('image two'), Buffer.from('image three')];
 const caseImages = images.map((b, i) => ({ mediaId: `m${i}`, sha256: String(i) }));
-const ports = (runtime: FakeModelRuntime, pre = new FakePreprocessor()) => ({
+const ports = (runtime: FakeModelRuntime, pre = new FakePreprocessor()): ImagingPorts => ({
   infer: runtime.infer.bind(runtime),
-  toTensor: pre.toTensor.bind(pre),
-  bytes: async (i: { sha256: string }) => images[Number(i.sha256)] ?? null,
+  tensor: async (i, spec) => {
+    const bytes = images[Number(i.sha256)];
+    return bytes === undefined ? null : pre.toTensor(bytes, spec);
+  },
 });
 
 describe('imaging agent (pure, fake runtime)', () => {
@@ -110,6 +113,37 @@ describe('imaging agent (pure, fake runtime)', () => {
     const out = await runImaging([model()], [...caseImages.slice(0, 1), { mediaId: 'gone', sha256: '9' }], ports(rt), { budgetMs: 1000 });
     assert.deepEqual(out.read, ['m0']);
     assert.deepEqual(out.warnings, ['media gone not read by a model: its bytes are not in the media store']);
+  });
+
+  it('an image whose bytes cannot be fetched is left out for every model with one warning; a failed preprocessing fails its model only', async () => {
+    const rt = new FakeModelRuntime().set('a', '1', { rows: () => [0.1, 0.9] }).set('b', '1', { rows: () => [0.1, 0.9] });
+    const base = ports(rt);
+    const flaky: ImagingPorts = {
+      ...base,
+      tensor: async (i, spec) => {
+        if (i.mediaId === 'm1') throw new ImageBytesUnavailable('The media store could not be read');
+        if (i.mediaId === 'm2' && spec.width === 5) throw new Error('image not usable as model input: corrupt');
+        return base.tensor(i, spec);
+      },
+    };
+    const out = await runImaging([model({ name: 'a', version: '1' }), model({ name: 'b', version: '1', input: { ...model().input, width: 5 } })], caseImages, flaky, { budgetMs: 1000 });
+    assert.deepEqual(
+      out.readings.map((r) => `${r.model.name}:${r.mediaId}`),
+      ['a:m0', 'a:m2'],
+    );
+    assert.deepEqual(out.warnings, [
+      'media m1 not read by a model: its bytes could not be fetched (The media store could not be read)',
+      'imaging model b@1 failed (image not usable as model input: corrupt): its readings are missing from this answer',
+    ]);
+  });
+
+  it('names the models that could not read an image some other model read', async () => {
+    const rt = new FakeModelRuntime().set('a', '1', { rows: () => [0.1, 0.9] }).set('b', '1', { rows: () => [0.1, 0.9] });
+    const base = ports(rt);
+    const partial: ImagingPorts = { ...base, tensor: async (i, spec) => (i.mediaId === 'm0' && spec.width === 5 ? null : base.tensor(i, spec)) };
+    const out = await runImaging([model({ name: 'a', version: '1' }), model({ name: 'b', version: '1', input: { ...model().input, width: 5 } })], caseImages.slice(0, 1), partial, { budgetMs: 1000 });
+    assert.deepEqual(out.read, ['m0']);
+    assert.deepEqual(out.warnings, ['media m0 not read by imaging model b@1: its bytes are not in the media store']);
   });
 });
 
@@ -218,6 +252,7 @@ describe('a diagnosis without images does no imaging work', () => {
         runtime,
         preprocessor: pre,
         blobs: { put: async (_c, sha, b) => void blobs.set(sha, b), get: async (_c, sha) => blobs.get(sha) ?? null },
+        tensors: new ImageTensorCache({ maxBytes: 1024 * 1024 }),
         budgetMs: 1000,
       });
       const plain = await service.diagnose(ctx, { patient: { species: 'dog' }, complaint: 'vomiting since this morning' });
@@ -238,7 +273,8 @@ describe('a diagnosis without images does no imaging work', () => {
         assert.deepEqual(body.provenance.models, [{ name: 'skin-lesion-test', version: '1.0.0', sha256: SHA }]);
         assert.ok(!body.warnings.some((w) => w.includes('not interpreted')), body.warnings.join('; '));
       }
-      assert.deepEqual([loads, runtime.calls.length, pre.calls], [1, 2, 2]);
+      // The second diagnosis's image comes from the tensor cache: prepared once, read twice.
+      assert.deepEqual([loads, runtime.calls.length, pre.calls], [1, 2, 1]);
     } finally {
       await db.close();
     }

@@ -6,10 +6,12 @@
  * no finding (what kind of image it is) is reported as what the image was read as, never as a
  * clinical finding.
  *
- * Pure: the runtime, the preprocessing and the bytes come in as functions, so it imports no
- * runtime, decoder or store. Every image is preprocessed once per model and the images go to the
- * model in batches as large as its input takes (N of NCHW), all within one time budget. A model
- * that is missing, slow or failing costs its readings and a warning naming it, never the answer.
+ * Pure: the runtime and the prepared images come in as functions, so it imports no runtime,
+ * decoder, store or cache. Each model asks for each image as its input spec wants it (the caller
+ * fetches, preprocesses and caches) and gets the images in batches as large as its input takes
+ * (N of NCHW), all within one time budget. A model that is missing, slow or failing costs its
+ * readings and a warning naming it, never the answer; an image whose bytes are gone costs its
+ * readings and a warning naming it.
  */
 import type { FindingEvidence } from './types.js';
 
@@ -56,11 +58,17 @@ export interface CaseImage {
 
 export interface ImagingPorts {
   infer(model: ImagingModelRef, inputs: ImagingTensor[], opts: { timeoutMs: number }): Promise<ImagingTensor[]>;
-  /** One image as the model's input wants it: shape [1, C, H, W] (NCHW) or [1, H, W, C]. */
-  toTensor(bytes: Buffer, spec: ImagingInputSpec): Promise<ImagingTensor>;
-  /** The image's bytes; null when the store has none under its hash. */
-  bytes(image: CaseImage): Promise<Buffer | null>;
+  /**
+   * One image as the model's input wants it: shape [1, C, H, W] (NCHW) or [1, H, W, C], not to be
+   * written to (it may be shared). Null when the media store has no bytes under its hash; rejects
+   * with ImageBytesUnavailable when they could not be fetched (either way the image is left out
+   * with a warning); any other rejection is the preprocessing's and fails that model's readings.
+   */
+  tensor(image: CaseImage, spec: ImagingInputSpec): Promise<ImagingTensor | null>;
 }
+
+/** The image's bytes could not be fetched (the store failed, as opposed to not holding them). */
+export class ImageBytesUnavailable extends Error {}
 
 /** What one model version read on one image. */
 export interface ImageReading {
@@ -112,8 +120,33 @@ export function stack(tensors: ImagingTensor[], name: string): ImagingTensor {
   return { name, shape: [tensors.length, ...tensors[0]!.shape.slice(1)], datatype: 'FP32', data };
 }
 
-async function readWithModel(model: ImagingModel, images: Array<{ image: CaseImage; bytes: Buffer }>, ports: ImagingPorts, deadline: number, now: () => number): Promise<ImageReading[]> {
-  const tensors = await Promise.all(images.map((i) => ports.toTensor(i.bytes, model.input)));
+/** Why an image was left out, and by which models (named name@version). */
+type Unavailable = Map<string, { why: string; models: string[] }>;
+
+async function readWithModel(
+  model: ImagingModel,
+  all: readonly CaseImage[],
+  ports: ImagingPorts,
+  deadline: number,
+  now: () => number,
+  leftOut: (image: CaseImage, why: string) => void,
+): Promise<ImageReading[]> {
+  const prepared = await Promise.all(
+    all.map(async (image) => {
+      try {
+        const tensor = await ports.tensor(image, model.input);
+        if (tensor === null) leftOut(image, 'its bytes are not in the media store');
+        return tensor === null ? null : { image, tensor };
+      } catch (err) {
+        if (!(err instanceof ImageBytesUnavailable)) throw err;
+        leftOut(image, `its bytes could not be fetched (${err.message})`);
+        return null;
+      }
+    }),
+  );
+  const ready = prepared.filter((p): p is { image: CaseImage; tensor: ImagingTensor } => p !== null);
+  const images = ready.map((p) => p.image);
+  const tensors = ready.map((p) => p.tensor);
   const maxBatch = Math.max(1, Math.floor(model.input.maxBatch ?? 1));
   const ref = { name: model.name, version: model.version, sha256: model.sha256 };
   const readings: ImageReading[] = [];
@@ -131,7 +164,7 @@ async function readWithModel(model: ImagingModel, images: Array<{ image: CaseIma
     batch.forEach((_, k) => {
       const p = activate(out.data.subarray(k * width, (k + 1) * width), model.output.activation);
       if (p.some((x) => !Number.isFinite(x))) throw new Error('its output is not a number');
-      const mediaId = images[start + k]!.image.mediaId;
+      const mediaId = images[start + k]!.mediaId;
       const labels = model.labels.map((l, j) => ({ label: l.label, probability: round4(p[j]!) }));
       const passed = model.labels.filter((l, j) => p[j]! >= l.threshold);
       readings.push({ mediaId, model: ref, labels, readAs: passed.filter((l) => l.finding === null).map((l) => l.label), findings: passed.flatMap((l) => (l.finding === null ? [] : [l.finding])) });
@@ -148,34 +181,31 @@ export async function runImaging(models: readonly ImagingModel[], images: readon
   const now = opts.now ?? (() => performance.now());
   const deadline = now() + opts.budgetMs;
   const warnings: string[] = [];
-  const loaded = await Promise.all(
-    images.map(async (image) => {
-      try {
-        const bytes = await ports.bytes(image);
-        if (bytes === null) warnings.push(`media ${image.mediaId} not read by a model: its bytes are not in the media store`);
-        return bytes === null ? null : { image, bytes };
-      } catch (err) {
-        warnings.push(`media ${image.mediaId} not read by a model: its bytes could not be fetched (${(err as Error).message})`);
-        return null;
-      }
-    }),
-  );
-  const usable = loaded.filter((x): x is { image: CaseImage; bytes: Buffer } => x !== null);
+  const unavailable: Unavailable = new Map();
   const byModel =
-    usable.length === 0
+    images.length === 0
       ? []
       : await Promise.all(
           models.map(async (model) => {
             const name = `${model.name}@${model.version}`;
+            // What a model that lost the race to the budget still learns is not reported.
+            let settled = false;
+            const leftOut = (image: CaseImage, why: string) => {
+              if (settled) return;
+              const seen = unavailable.get(image.mediaId) ?? { why, models: [] };
+              seen.models.push(name);
+              unavailable.set(image.mediaId, seen);
+            };
             let timer: NodeJS.Timeout | undefined;
             try {
               const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new OutOfTime()), Math.max(0, deadline - now()))));
-              return await Promise.race([readWithModel(model, usable, ports, deadline, now), limit]);
+              return await Promise.race([readWithModel(model, images, ports, deadline, now, leftOut), limit]);
             } catch (err) {
               const why = err instanceof OutOfTime ? `did not answer within the ${opts.budgetMs} ms imaging budget` : `failed (${(err as Error).message})`;
               warnings.push(`imaging model ${name} ${why}: its readings are missing from this answer`);
               return [];
             } finally {
+              settled = true;
               clearTimeout(timer);
             }
           }),
@@ -195,5 +225,12 @@ export async function runImaging(models: readonly ImagingModel[], images: readon
     }
   }
   const used = byModel.flatMap((rs, i) => (rs.length > 0 ? [{ name: models[i]!.name, version: models[i]!.version, sha256: models[i]!.sha256 }] : []));
-  return { findings: [...findings.values()], readings, models: used, read: [...new Set(readings.map((r) => r.mediaId))], warnings };
+  const read = [...new Set(readings.map((r) => r.mediaId))];
+  // An image left out is named once, before the models' warnings; "by a model" when none read it.
+  const imageWarnings = images.flatMap((image) => {
+    const u = unavailable.get(image.mediaId);
+    if (u === undefined) return [];
+    return [`media ${image.mediaId} not read by ${read.includes(image.mediaId) ? `imaging model ${u.models.join(', ')}` : 'a model'}: ${u.why}`];
+  });
+  return { findings: [...findings.values()], readings, models: used, read, warnings: [...imageWarnings, ...warnings] };
 }
