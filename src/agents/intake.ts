@@ -58,7 +58,8 @@ const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsur
  * blackheads" describes what was seen (raw words: "likes" is the verb).
  */
 const SIMILES = new Set(['like']);
-const SIMILE_PAIRS = new Set(['as if', 'as though']);
+/** "as if", "as though": the second word, after "as". */
+const SIMILE_SECOND = new Set(['if', 'though']);
 /**
  * A question names what the owner fears, not what was seen: "Is this a seizure?", "Could it be a
  * hernia?". Findings of a sentence that ends in "?" and opens with one of these are hedged.
@@ -501,7 +502,7 @@ export function runIntake(
         // finding: in "no vomiting and she eats fine" the "no" is the vomiting's.
         if (!m.present && inPhrase.has(k)) break;
         if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
-        if (!inPhrase.has(k) && ((SIMILES.has(w) && CLAUSE_SUBJECTS.has(tokens[k + 1]?.raw ?? '')) || (k > sentenceStart && SIMILE_PAIRS.has(`${tokens[k - 1]!.raw} ${w}`)))) uncertain = true;
+        if ((SIMILES.has(w) ? CLAUSE_SUBJECTS.has(tokens[k + 1]?.raw ?? '') : SIMILE_SECOND.has(w) && k > sentenceStart && tokens[k - 1]!.raw === 'as') && !inPhrase.has(k)) uncertain = true;
         if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
           break;
