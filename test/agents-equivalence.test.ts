@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DifferentialModel } from '../src/agents/differential.js';
+import { DifferentialModel, UNLISTED_EXPOSURE_LIKELIHOOD, UNLISTED_LIKELIHOOD } from '../src/agents/differential.js';
 import { Lexicon, MAX_GAPS, maxGaps, mergeFindings, runIntake, SKIPS, spanAt, tokenize, WEAK_STARTS, withinOneEdit, type Phrase, type Token } from '../src/agents/intake.js';
 import { runLabs } from '../src/agents/labs.js';
 import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
@@ -117,7 +117,7 @@ describe('lexicon: phrases across other words', () => {
 
 /** The differential's ranking computed directly: each condition's log score, in the same order of additions (a hedged finding at half weight). */
 function reference(conditions: Condition[], exposure: ReadonlySet<string>, input: CaseInput, findings: FindingEvidence[]): Array<[string, number]> {
-  const unlisted = (code: string) => kb.findings.get(code)?.unlistedLikelihood?.value ?? (exposure.has(code) ? 0.001 : 0.02);
+  const unlisted = (code: string) => kb.findings.get(code)?.unlistedLikelihood?.value ?? (exposure.has(code) ? UNLISTED_EXPOSURE_LIKELIHOOD : UNLISTED_LIKELIHOOD);
   const breed = input.breed?.toLowerCase() ?? '';
   const rows = conditions.map((c) => {
     const weights: number[] = [];

@@ -283,7 +283,7 @@ describe('everyday conditions', () => {
     ['dog', 'he is very gassy since the new food, poos are normal', 'dietary_flatulence', 'self-care'],
     ['dog', 'orange dots between her toes after walks in long grass, licking her paws', 'harvest_mite_infestation', 'self-care'],
     ['dog', 'our puppy has a soft lump on his belly button, otherwise fine', 'umbilical_hernia', 'routine', { ageYears: 0.3 }],
-    ['dog', 'his eyes look cloudy and bluish, not sore, no squinting', 'nuclear_sclerosis', 'routine', { ageYears: 10 }],
+    ['dog', 'his eyes look cloudy and bluish, not sore, no squinting', 'nuclear_sclerosis', 'self-care', { ageYears: 10 }],
     ['dog', 'a small red button lump appeared on his ear last week', 'cutaneous_histiocytoma', 'routine', { ageYears: 1.5 }],
   ];
   for (const [species, complaint, code, triage, more] of cases) {

@@ -9,8 +9,9 @@ import { before, describe, it } from 'node:test';
 import { loadKnowledgeBase } from '../src/knowledge/load.js';
 import { evaluate, loadVignettes, type Evaluation } from './vignettes/evaluate.js';
 
-// Measured with `npm run eval` on knowledge base 1.1.0 and agents 1.0.0 (69 vignettes).
-const FLOORS = { top1: 0.986, top3: 1, triageAccuracy: 0.942 };
+// Measured with `npm run eval` on knowledge base 1.1.0 and agents 1.0.0 (69 vignettes); triage
+// raised 0.942 -> 0.957 with knowledge base 1.4 and triage 1.2 (a hyperthyroid cat's explained heart rate).
+const FLOORS = { top1: 0.986, top3: 1, triageAccuracy: 0.957 };
 
 describe('diagnostic quality on the vignettes', () => {
   let e: Evaluation;
@@ -47,12 +48,16 @@ describe('diagnostic quality on the vignettes', () => {
 // Raised with knowledge base 1.3 and intake 1.2.1 (holdout C then a training set), after A's 13 and
 // C's 10 'not_in_kb' cases were re-mapped to the conditions the knowledge base has gained: A 98.3/100/83.3,
 // C 56.3/71.9/62.5 -> 84.4/92.2/73.4 % (the figures are deterministic: the same on every run).
+// Raised with knowledge base 1.4, triage 1.2 and intake 1.3 (holdout D then a training set: vital signs
+// explained by a lab-confirmed diagnosis, red flags only compared or asked about beside their benign
+// mimic, retching flagged in dogs only, D's vocabulary gaps): A triage 83.3 -> 88.3, B 78.1 -> 81.3,
+// C 84.4/92.2/73.4 -> 85.9/93.8/75.0, D 70.3/84.4/68.8 -> 84.4/96.9/84.4 % top-1/top-3/triage (differential 1.3: an exposure outweighs the commonest priors).
 const HOLDOUTS = [
-  { file: 'holdout-a.json', floors: { top1: 0.983, top3: 1, triageAccuracy: 0.833 } },
-  { file: 'holdout-b.json', floors: { top1: 0.953, top3: 0.984, triageAccuracy: 0.781 } },
-  { file: 'holdout-c.json', floors: { top1: 0.844, top3: 0.922, triageAccuracy: 0.734 } },
-  // Holdout D, the fresh one (written blind on 2026-12-07): its reported figure, as a floor only.
-  { file: 'holdout-d.json', floors: { top1: 0.703, top3: 0.844, triageAccuracy: 0.688 } },
+  { file: 'holdout-a.json', floors: { top1: 0.983, top3: 1, triageAccuracy: 0.883 } },
+  { file: 'holdout-b.json', floors: { top1: 0.953, top3: 0.984, triageAccuracy: 0.813 } },
+  { file: 'holdout-c.json', floors: { top1: 0.859, top3: 0.938, triageAccuracy: 0.75 } },
+  // Holdout D (written blind on 2026-12-07, reported at 70.3/84.4/68.8 %), a training set since.
+  { file: 'holdout-d.json', floors: { top1: 0.844, top3: 0.969, triageAccuracy: 0.844 } },
 ];
 
 describe('diagnostic quality on the holdouts', () => {

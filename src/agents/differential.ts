@@ -7,16 +7,18 @@
 import type { Condition, KbSpecies } from '../knowledge/model.js';
 import type { CaseInput, Differential, DifferentialOutput, EvidenceWeight, FindingEvidence } from './types.js';
 
-export const DIFFERENTIAL_VERSION = '1.2.0';
+export const DIFFERENTIAL_VERSION = '1.3.0';
 
 /** P(finding | condition) for a finding the condition does not list (knowledge-base README guidance). */
-const UNLISTED_LIKELIHOOD = 0.02;
+export const UNLISTED_LIKELIHOOD = 0.02;
 /**
  * The same for exposure findings (ate xylitol, lily contact...): an exposure is rare in an animal
  * whose condition has nothing to do with it, so the toxicosis that lists it must dominate, as the
- * knowledge-base README asks. An engine smoothing parameter, not a clinical fact.
+ * knowledge-base README asks. An engine smoothing parameter, not a clinical fact. At 0.001 a lily
+ * exposure in a cat that "seems fine" still ranked below flea infestation (whose prior is some 80
+ * times a toxicosis's): 0.0002 lets the exposure outweigh the commonest priors.
  */
-const UNLISTED_EXPOSURE_LIKELIHOOD = 0.001;
+export const UNLISTED_EXPOSURE_LIKELIHOOD = 0.0002;
 const TOP_N = 10;
 /** Weight of a hedged finding's log likelihood (engine parameter: half the evidence of a certain one). */
 const HEDGED = 0.5;

@@ -10,7 +10,7 @@ import { assessDose, BELOW_TOXIC_DOSE, toxinSigns } from './toxicology.js';
 import { referenceRangeApplies } from './triage.js';
 import type { CaseInput, DoseAssessment, FindingEvidence, IntakeOutput } from './types.js';
 
-export const INTAKE_VERSION = '1.2.1';
+export const INTAKE_VERSION = '1.3.0';
 
 export interface Token {
   /** Stemmed, for vocabulary matching. */
@@ -29,6 +29,11 @@ export interface Phrase {
   words: string[];
   /** Per word: a filler that may be missing from the complaint (only in phrases of 2+ other words). */
   optional: boolean[];
+  /**
+   * Per word: the complaint's filler that stems to it may stand for it only when spelt the same:
+   * "a bit" is not "bits" ("licking it a bit" is not "licking his bits").
+   */
+  raws: string[];
   /** False for a phrase that says the finding is absent ("eating fine"). */
   present: boolean;
   /** Position in its first word's list (longest first): ties between phrases go to the earlier. */
@@ -47,6 +52,19 @@ const FILLERS = new Set(['his', 'her', 'its', 'their', 'my', 'our', 'your', 'the
 const NEGATION_CANCELLERS = new Set(['stop', 'stopp', 'help']);
 /** Hedges before a finding in its clause ("maybe limping", "I think he was sick"). */
 const HEDGES = new Set(['maybe', 'possibly', 'perhaps', 'might', 'think', 'unsure', 'probably', 'seemingly']);
+/**
+ * A comparison is the owner's picture, not an observation: "snorting, like she can't breathe",
+ * "as if he's choking". Read as hedged: "like" only before a clause ("like she..."), as "dots like
+ * blackheads" describes what was seen (raw words: "likes" is the verb).
+ */
+const SIMILES = new Set(['like']);
+/** "as if", "as though": the second word, after "as". */
+const SIMILE_SECOND = new Set(['if', 'though']);
+/**
+ * A question names what the owner fears, not what was seen: "Is this a seizure?", "Could it be a
+ * hernia?". Findings of a sentence that ends in "?" and opens with one of these are hedged.
+ */
+const QUESTION_OPENERS = new Set(['is', 'are', 'was', 'were', 'could', 'can', 'might', 'may', 'should', 'would', 'does', 'do', 'did', 'has', 'have', 'will']);
 const SUDDEN_ONSET = 'sudden_onset';
 const CHRONIC_COURSE = 'chronic_course';
 /** Engine parameters: days from which a course is chronic, and up to which it is acute. */
@@ -118,11 +136,11 @@ const PUNCTUATION = new Set(['.', ';', '!', '?', ',', '%']);
  * Fillers are optional only where two other words remain ("not right" needs both words, or "not"
  * alone would match).
  */
-function termWords(term: string): { words: string[]; optional: boolean[] } {
+function termWords(term: string): { words: string[]; optional: boolean[]; raws: string[] } {
   const tokens = tokenize(term).filter((t) => !PUNCTUATION.has(t.word));
   const filler = tokens.map((t, k) => k > 0 && FILLERS.has(t.raw));
   const others = filler.filter((f) => !f).length;
-  return { words: tokens.map((t) => t.word), optional: filler.map((f) => f && others >= 2) };
+  return { words: tokens.map((t) => t.word), optional: filler.map((f) => f && others >= 2), raws: tokens.map((t) => t.raw) };
 }
 
 /** All phrases of the vocabulary, longest first per first word. Built once per knowledge base. */
@@ -152,10 +170,10 @@ export class Lexicon {
     for (const f of kb.findings.values()) {
       const terms = [f.name, ...(f.synonyms ?? []), ...(f.layTerms ?? []), ...(f.misspellings ?? []), f.code.replace(/_/g, ' ')];
       const add = (term: string, present: boolean) => {
-        const { words, optional } = termWords(term);
+        const { words, optional, raws } = termWords(term);
         if (words.length === 0) return;
         const list = this.byFirst.get(words[0]!) ?? [];
-        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, present, rank: 0 });
+        if (!list.some((p) => p.code === f.code && p.present === present && p.words.join(' ') === words.join(' '))) list.push({ code: f.code, words, optional, raws, present, rank: 0 });
         this.byFirst.set(words[0]!, list);
         if (present && words.length === 1 && words[0]!.length >= 7) this.longWords.set(words[0]!, f.code);
       };
@@ -353,7 +371,7 @@ export function spanAt(p: Phrase, tokens: Token[], i: number, end: number, maxGa
   let skips = 0;
   let gaps = 0;
   for (let k = 1; k < words.length; ) {
-    if (j < end && tokens[j]!.word === words[k]) {
+    if (j < end && tokens[j]!.word === words[k] && (tokens[j]!.filler !== true || p.raws[k] === tokens[j]!.raw)) {
       j++;
       k++;
     } else if (p.optional[k]) {
@@ -469,12 +487,13 @@ export function runIntake(
     const count = countIn(tokens, sentenceStart, end);
     // Onset words are vocabulary (sudden_onset: "suddenly", "out of nowhere"...), so the matches say it.
     const sudden = matches.some((m) => m.code === SUDDEN_ONSET && m.present);
+    const asked = tokens[end]?.raw === '?' && QUESTION_OPENERS.has(tokens[sentenceStart]?.raw ?? '');
     // A negation word that is part of a matched phrase ("not eating") negates nothing after it.
     const inPhrase = new Set<number>();
     for (const m of matches) for (let k = m.at; k < m.at + m.length; k++) inPhrase.add(k);
     for (const m of matches) {
       let negated = false;
-      let uncertain = false;
+      let uncertain = asked;
       for (let k = m.at - 1; k >= Math.max(sentenceStart, m.at - NEGATION_WINDOW); k--) {
         const w = tokens[k]!.raw;
         if (SCOPE_BREAKS.has(w)) break;
@@ -483,6 +502,7 @@ export function runIntake(
         // finding: in "no vomiting and she eats fine" the "no" is the vomiting's.
         if (!m.present && inPhrase.has(k)) break;
         if (HEDGES.has(w) || (w === 'not' && tokens[k + 1]?.raw === 'sure')) uncertain = true;
+        if ((SIMILES.has(w) ? CLAUSE_SUBJECTS.has(tokens[k + 1]?.raw ?? '') : SIMILE_SECOND.has(w) && k > sentenceStart && tokens[k - 1]!.raw === 'as') && !inPhrase.has(k)) uncertain = true;
         if (NEGATIONS.has(w) && !inPhrase.has(k) && !NEGATION_CANCELLERS.has(tokens[k + 1]?.word ?? '')) {
           negated = true;
           break;

@@ -121,6 +121,12 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
         finding(where, f.code);
         source(`${where} finding ${f.code}`, f);
       }
+      for (const e of c.explainsVitals ?? []) {
+        const p = vitals.parameters.find((v) => v.code === e.parameter);
+        if (p === undefined) problems.push(`${where} explainsVitals names parameter "${e.parameter}", which vitals.json lacks`);
+        else if (p.derivedFindings?.[e.direction] === undefined) problems.push(`${where} explainsVitals ${e.parameter} ${e.direction}: vitals.json raises no finding in that direction`);
+        source(`${where} explainsVitals ${e.parameter}`, e);
+      }
     }
   }
   for (const a of labs.analytes) {
@@ -156,6 +162,10 @@ export function loadKnowledgeBase(dir: string = DEFAULT_KNOWLEDGE_DIR): Knowledg
   for (const r of vitals.redFlagFindings) {
     finding('vitals.json red flags', r.code);
     source(`vitals.json red flag ${r.code}`, r);
+    for (const m of r.mimics ?? []) {
+      finding(`vitals.json red flag ${r.code} mimic`, m.finding);
+      source(`vitals.json red flag ${r.code} mimic ${m.finding}`, m);
+    }
   }
   const conditionCodes = { dog: new Set(dogs.conditions.map((c) => c.code)), cat: new Set(cats.conditions.map((c) => c.code)) };
   for (const t of treatments.treatments) {

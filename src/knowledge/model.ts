@@ -49,6 +49,12 @@ export const Condition = Type.Object({
     }),
   ),
   nextTests: Type.Array(Type.String()),
+  /**
+   * Vital-sign deviations this condition is known to cause at rest (a hyperthyroid cat's sinus
+   * tachycardia): when the condition leads the differential and nothing else points to an
+   * emergency, triage reads a value up to `limit` in that direction as explained by it.
+   */
+  explainsVitals: Type.Optional(Type.Array(Type.Object({ parameter: Type.String(), direction: Type.Union([Type.Literal('high'), Type.Literal('low')]), limit: Type.Number(), ...Sourced }))),
 });
 export type Condition = Static<typeof Condition>;
 export const ConditionsFile = Type.Object({ ...Versioned, species: Species, conditions: Type.Array(Condition, { minItems: 1 }) });
@@ -147,7 +153,12 @@ export const VitalsFile = Type.Object({
   parameters: Type.Array(VitalParameter),
   mucousMembranes: Type.Array(Type.Object({ value: Type.String(), findings: Type.Array(Type.String()), critical: Type.Boolean(), ...Sourced })),
   // species: the flag applies to these species only (lily and permethrin exposure are feline emergencies); omitted = both.
-  redFlagFindings: Type.Array(Type.Object({ code: Type.String(), reason: Type.String(), species: Type.Optional(Type.Array(Species)), ...Sourced })),
+  /**
+   * `mimics`: findings of a benign event owners describe in the red flag's words (a reverse
+   * sneeze "like she can't breathe", movements in sleep "is this a seizure?"). When one is present
+   * and the red-flag finding was only compared or asked about (hedged), the flag is not raised.
+   */
+  redFlagFindings: Type.Array(Type.Object({ code: Type.String(), reason: Type.String(), species: Type.Optional(Type.Array(Species)), mimics: Type.Optional(Type.Array(Type.Object({ finding: Type.String(), ...Sourced }))), ...Sourced })),
 });
 export type VitalsFile = Static<typeof VitalsFile>;
 
