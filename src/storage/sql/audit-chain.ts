@@ -114,31 +114,11 @@ export class AuditWriter {
     private readonly chainLength = CHAIN_LENGTH,
   ) {}
 
+  /** Appends the event: the chain head upserted and the event inserted, in one statement. */
   async append(tx: SqlTx, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-    await this.appendWith(tx, ctx, entry, { ctes: [], params: [] });
-  }
-
-  /**
-   * Appends the event in the same statement as other writes given as data-modifying CTEs
-   * (`name AS (INSERT ...)`, numbering their parameters from $1): one round trip for a write
-   * and its audit event.
-   */
-  async appendWith(tx: SqlTx, ctx: RequestContext, entry: AuditEntry, writes: { ctes: string[]; params: unknown[] }): Promise<void> {
-    const event = this.event(tx, ctx, entry);
-    const n = writes.params.length;
-    const $ = (i: number) => `$${n + i}`;
-    // One round trip: upsert the chain head and insert the event (after the caller's writes).
-    await tx.query(
-      `WITH ${writes.ctes.map((c) => `${c}, `).join('')}chain AS (
-         INSERT INTO audit_chains (chain_id, writer, started_at, head_seq, head_hash)
-         VALUES (${$(1)}, ${$(17)}, ${$(4)}, ${$(2)}, ${$(16)})
-         ON CONFLICT (chain_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash
-         RETURNING chain_id
-       )
-       INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS})
-       SELECT chain_id, ${AUDIT_EVENT_COLUMNS.split(', ').slice(1).map((_, i) => $(i + 2)).join(', ')} FROM chain`,
-      [...writes.params, ...event.values, this.writer],
-    );
+    const params: unknown[] = [];
+    const ctes = auditCtes([this.event(tx, ctx, entry)], (v) => `$${params.push(v)}`);
+    await tx.query(`WITH ${ctes.join(', ')} SELECT 1`, params);
   }
 
   /**
