@@ -11,6 +11,7 @@ import { Lexicon, runIntake, withinOneEdit } from '../src/agents/intake.js';
 import { labUnitProblems, resolveAnalyte, runLabs } from '../src/agents/labs.js';
 import { loincCheckDigitOk } from '../src/knowledge/analyte-index.js';
 import { AgentRegistry, orchestrate } from '../src/agents/orchestrator.js';
+import { topIndices } from '../src/agents/differential.js';
 import { runPlan } from '../src/agents/plan.js';
 import type { CaseInput, FindingEvidence } from '../src/agents/types.js';
 import { DEFAULT_KNOWLEDGE_DIR, loadKnowledgeBase, KnowledgeError } from '../src/knowledge/load.js';
@@ -534,4 +535,17 @@ describe('narrative with an LLM provider (OpenAI-compatible, on loopback)', () =
     assert.equal(r.outputs.narrative!.generator, 'template');
     assert.ok(r.warnings.some((w) => /LLM narrative unavailable/.test(w)));
   });
+});
+
+it('topIndices ranks as a stable sort of every index would, ties in index order', () => {
+  // Few distinct values, so ties are common.
+  const values = fc.array(fc.integer({ min: 0, max: 5 }).map((v) => v / 5), { maxLength: 40 });
+  fc.assert(
+    fc.property(values, fc.integer({ min: 0, max: 13 }), (vs, count) => {
+      const a = Float64Array.from(vs);
+      const expected = Array.from({ length: a.length }, (_, k) => k).sort((x, y) => a[y]! - a[x]!).slice(0, count);
+      assert.deepEqual(topIndices(a, count), expected);
+    }),
+    { numRuns: 500 },
+  );
 });

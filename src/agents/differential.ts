@@ -78,6 +78,28 @@ interface FindingColumn {
   absent: Float64Array;
 }
 
+/**
+ * The indices of the `count` largest values, largest first; equal values keep index order (what a
+ * stable sort of every index would put first). One pass with a small insertion list: only the
+ * top of the ranking is reported, so the rest of the conditions are never sorted.
+ */
+export function topIndices(values: Float64Array, count: number): number[] {
+  const top: number[] = [];
+  if (count <= 0) return top;
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k]!;
+    if (top.length === count) {
+      if (!(v > values[top[count - 1]!]!)) continue;
+      top.pop();
+    }
+    let at = top.length;
+    top.push(k);
+    for (; at > 0 && v > values[top[at - 1]!]!; at--) top[at] = top[at - 1]!;
+    top[at] = k;
+  }
+  return top;
+}
+
 /** Per-species tables, built once per knowledge-base version and reused by every request. */
 export class DifferentialModel {
   private readonly scored: Scored[];
@@ -170,9 +192,7 @@ export class DifferentialModel {
     let total = 0;
     for (let k = 0; k < n; k++) total += (probabilities[k] = Math.exp(logScores[k]! - max));
     for (let k = 0; k < n; k++) probabilities[k]! /= total;
-    // Array.prototype.sort is stable: equal probabilities keep the conditions' order.
-    const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => probabilities[c]! - probabilities[a]!);
-    const differentials: Differential[] = order.slice(0, TOP_N).map((k) => {
+    const differentials: Differential[] = topIndices(probabilities, TOP_N).map((k) => {
       const s = this.scored[k]!;
       return {
         code: s.condition.code,
