@@ -115,6 +115,31 @@ describe('lexicon: phrases across other words', () => {
   });
 });
 
+describe('lexicon: phrases matched whole', () => {
+  // A second lexicon whose whole-match candidates are every phrase of the first word, as before the index.
+  const plain = new Lexicon(kb);
+  (plain as unknown as { wholeCandidates: (first: string, phrases: Phrase[]) => Phrase[] }).wholeCandidates = (_first, phrases) => phrases;
+  const phraseWords = [...new Set([...lex.byFirst.values()].flat().flatMap((p) => p.words))];
+  const texts = ['vignettes.json', 'holdout-a.json', 'holdout-b.json', 'holdout-c.json', 'holdout-d.json', 'holdout-e.json'].flatMap((f) => loadVignettes(`test/vignettes/${f}`)).map((v) => v.request.complaint ?? '');
+  const agree = (text: string) => {
+    const tokens = tokenize(text);
+    for (let i = 0; i < tokens.length; i++) for (const end of [tokens.length, Math.min(tokens.length, i + 2)]) assert.deepEqual(lexicon.match(tokens, i, end), plain.match(tokens, i, end), `${text} @ ${i}..${end}`);
+  };
+
+  it('trying the phrases near the first word finds what trying every phrase of it finds, on every vignette set', () => {
+    assert.ok(texts.length > 300);
+    for (const t of texts) agree(t);
+  });
+
+  it('and on word salads of vocabulary words, fillers and breaks', () => {
+    const w = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom(...phraseWords) },
+      { weight: 2, arbitrary: fc.constantFrom('her', 'the', 'a', 'bit', 'and', 'of', 'his', 'up', ',', 'when', 'not', 'very', 'really') },
+    );
+    fc.assert(fc.property(fc.array(w, { minLength: 1, maxLength: 14 }), (words) => agree(words.join(' '))), { numRuns: 4000 });
+  });
+});
+
 /** The differential's ranking computed directly: each condition's log score, in the same order of additions (a hedged finding at half weight). */
 function reference(conditions: Condition[], exposure: ReadonlySet<string>, input: CaseInput, findings: FindingEvidence[]): Array<[string, number]> {
   const unlisted = (code: string) => kb.findings.get(code)?.unlistedLikelihood?.value ?? (exposure.has(code) ? UNLISTED_EXPOSURE_LIKELIHOOD : UNLISTED_LIKELIHOOD);

@@ -152,6 +152,12 @@ export class Lexicon {
    * second word is near, not every phrase of its first word.
    */
   private readonly bySecond = new Map<string, Map<string, Phrase[]>>();
+  /**
+   * Per first word, the phrases bySecond does not hold (one word, or every later word an optional
+   * filler): a whole match tries these and the bySecond lists of the words near it, not every
+   * phrase of its first word ("eat" starts hundreds).
+   */
+  private readonly unkeyed = new Map<string, Phrase[]>();
   /** Tokens after the first within which a phrase's required second word can lie. */
   private secondReach = 0;
   /** Single words of 7+ letters, for one-typo matching of words the vocabulary lacks. */
@@ -186,8 +192,13 @@ export class Lexicon {
       const second = new Map<string, Phrase[]>();
       list.forEach((p, rank) => {
         p.rank = rank;
-        if (p.words.length < 2) return;
         const k = p.optional.findIndex((o, at) => at > 0 && !o);
+        if (p.words.length < 2 || k < 0) {
+          const always = this.unkeyed.get(first);
+          if (always === undefined) this.unkeyed.set(first, [p]);
+          else always.push(p);
+          return;
+        }
         maxK = Math.max(maxK, k);
         const key = p.words[k]!;
         const at = second.get(key);
@@ -225,7 +236,7 @@ export class Lexicon {
       let best: Phrase | undefined;
       let bestSpan = 0;
       let bestSkips = 0;
-      for (const p of phrases) {
+      for (const p of this.wholeCandidates(word, phrases, tokens, i, end)) {
         const reach = p.words.length + fillersAhead;
         if (reach < bestSpan || (reach === bestSpan && bestSkips === 0)) break;
         const span = spanAt(p, tokens, i, end);
@@ -250,6 +261,32 @@ export class Lexicon {
       if (code !== undefined) return { code, length: 1, present: true, words: [word] };
     }
     return null;
+  }
+
+  /**
+   * The phrases of `first` (in rank order) that could match whole at token i: those without a
+   * required second word, and those whose required second word is one of the tokens it could lie
+   * on (at most its words plus a run of fillers ahead). Every phrase left out would span 0 there,
+   * and ranks fall in word count, so match() picks the same phrase as from the whole list.
+   */
+  private wholeCandidates(first: string, phrases: Phrase[], tokens: Token[], i: number, end: number): Phrase[] {
+    const second = this.bySecond.get(first);
+    if (second === undefined) return phrases;
+    const found: Phrase[][] = [];
+    const always = this.unkeyed.get(first);
+    if (always !== undefined) found.push(always);
+    const last = Math.min(end - 1, i + phrases[0]!.words.length + MAX_FILLER_RUN);
+    for (let j = i + 1; j <= last; j++) {
+      const w = tokens[j]!.word;
+      let seen = false;
+      for (let q = i + 1; q < j && !seen; q++) seen = tokens[q]!.word === w;
+      if (seen) continue;
+      const list = second.get(w);
+      if (list !== undefined) found.push(list);
+    }
+    if (found.length === 0) return [];
+    if (found.length === 1) return found[0]!;
+    return found.flat().sort((a, b) => a.rank - b.rank);
   }
 
   /**
